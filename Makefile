@@ -1,0 +1,44 @@
+# Entry points a newcomer runs. Every target creates .venv itself when it is missing.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow lint format bench lock clean-venv
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[all]"
+	@touch $(STAMP)
+
+## run: the main job (until the Snakemake workflow lands: every variant trains on a toy problem)
+run: $(STAMP)
+	$(BIN)/python -m pipelines.demo
+
+## test: the fast test tier (CPU, minutes) plus lint; this is what CI runs
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m pipelines.bench trim
+
+## lock: regenerate requirements.lock from the current environment
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock
+
+clean-venv:
+	rm -rf $(VENV)
