@@ -1,0 +1,61 @@
+"""Grid conventions shared by both frameworks: kernel tap grids, frequency axes, the
+resolution a cropped spectrum is represented at, and FFT lengths (method.md "Coordinates",
+"Learned downsampling"; performance.md on FFT lengths).
+
+Choices (the paper is silent; both frameworks follow these):
+- Kernel grid. A block working at resolution r along an axis renders its kernel on
+  K = 2 floor(r / 2) + 1 taps (odd, so the kernel is centred on a tap) spanning [-1, 1]: a full
+  kernel reaches every sample of the input from every other one (global, non-causal).
+- Frequency axis. The resolution mask of an axis with L samples lives on the L // 2 + 1
+  non-negative frequency indices of that axis (rfft bins; for the full-FFT axes of a 2D input
+  the index is |k|).
+- Resolution. A spectrum cropped to its first k frequency indices is represented exactly by any
+  odd number of samples >= 2k - 1 (and any even number >= 2k). We use
+  r = min(L, fast_length(2k - 1)): the cheapest FFT length that holds the kept band. If that
+  is not below L the block stays at full resolution (the mask still multiplies the spectrum).
+- FFT lengths. A linear convolution of r samples with a K-tap kernel needs r + K - 1 points; it
+  is padded to `fast_length` of that (a 5-smooth even number), never to an arbitrary length.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+@functools.lru_cache(maxsize=4096)
+def fast_length(n: int) -> int:
+    """Smallest m >= n whose only prime factors are 2, 3, 5 (and m even when n > 1)."""
+    if n <= 2:
+        return max(n, 1)
+    m = n
+    while True:
+        if m % 2 == 0:
+            k = m
+            for p in (2, 3, 5):
+                while k % p == 0:
+                    k //= p
+            if k == 1:
+                return m
+        m += 1
+
+
+def kernel_taps(resolution: int) -> int:
+    """Taps of the full (global) kernel grid at a resolution: 2 floor(r/2) + 1."""
+    return 2 * (resolution // 2) + 1
+
+
+def frequency_bins(length: int) -> int:
+    """Non-negative frequency indices of an axis of `length` samples: length // 2 + 1."""
+    return length // 2 + 1
+
+
+def resolution_for_bins(kept_bins: int, length: int) -> int:
+    """Samples that represent the first `kept_bins` frequency indices of an axis of `length`."""
+    if kept_bins >= frequency_bins(length):
+        return length
+    return min(length, fast_length(max(2 * kept_bins - 1, 1)))
+
+
+def conv_length(resolution: int, taps: int) -> int:
+    """FFT length of a linear (non-circular) convolution of `resolution` samples with `taps`."""
+    return fast_length(resolution + taps - 1)

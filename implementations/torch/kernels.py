@@ -1,0 +1,73 @@
+"""The kernel network MLP_psi shared by every block (paper Sec. 2.2, Appx. E.1).
+
+gamma(x) = [cos(2 pi w0 W x), sin(2 pi w0 W x)] with W in R^{D x hidden}, followed by
+`kernel_layers` linear layers (hidden units, GELU between them). The last layer emits one
+kernel value per (block, channel) of the largest network: row b * N_max + c is channel c of
+block b, and a block evaluates only its own (kept) rows on its own tap grid.
+
+Scale of W (the paper does not give it; method.md asks for no aliasing at initialisation):
+W is fixed (a buffer, not trained), W[d, j] ~ U(-1, 1) * BAND * nyquist_d / W0_MAX, where
+nyquist_d = (K_d - 1) / 4 cycles per unit is the Nyquist frequency of the largest tap grid of
+axis d (K_d taps on [-1, 1]) and W0_MAX = 30000 the largest w0 the paper explores (Appx. E.2).
+So every Fourier feature has frequency w0 |W| <= BAND (w0 / W0_MAX) nyquist_d: w0 keeps its role
+as a prior on the kernels' frequency content (Table 6's values order the datasets), and no
+feature is aliased on the largest grid. BAND = 0.5 leaves an octave for the harmonics that the
+GELUs create; tests/implementations/torch/test_kernels.py measures the spectral energy of the
+rendered kernels above the grid's Nyquist frequency at initialisation.
+
+Kernel normalisation: a kernel rendered at resolution r_d (of L_d samples) is multiplied by
+prod_d (L_d / r_d) / sqrt(prod_d kernel_taps(L_d)): the first factor keeps a discrete
+convolution at a coarser resolution an approximation of the same continuous one, the second
+makes a global convolution variance preserving at initialisation (the last layer is
+initialised for unit-variance outputs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+W0_MAX = 30000.0
+BAND = 0.5
+
+
+class KernelNet(nn.Module):
+    def __init__(
+        self,
+        data_dim: int,
+        hidden: int,
+        layers: int,
+        rows: int,
+        w0: float,
+        full_taps: tuple[int, ...],
+    ):
+        super().__init__()
+        self.data_dim = data_dim
+        self.w0 = float(w0)
+        nyquist = torch.tensor([(k - 1) / 4.0 for k in full_taps])
+        scale = BAND * nyquist / W0_MAX  # (D,)
+        freqs = (2.0 * torch.rand(data_dim, hidden) - 1.0) * scale[:, None]  # (D, hidden)
+        self.register_buffer("freqs", freqs)
+        dims = [2 * hidden] + [hidden] * (layers - 1) + [rows]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        last = self.layers[-1]
+        # unit-variance outputs at initialisation (inputs of the last layer have ~ unit scale
+        # after the GELUs of a default-initialised MLP; fan-in scaling keeps them there)
+        nn.init.normal_(last.weight, std=1.0 / math.sqrt(hidden))
+        nn.init.zeros_(last.bias)
+
+    def features(self, coords: torch.Tensor) -> torch.Tensor:
+        """Hidden features before the last layer. coords: (K, D) in [-1, 1]. Returns (K, hidden)."""
+        z = 2.0 * math.pi * self.w0 * (coords @ self.freqs)  # (K, hidden)
+        h = torch.cat([torch.cos(z), torch.sin(z)], dim=-1)  # (K, 2 hidden)
+        for layer in self.layers[:-1]:
+            h = F.gelu(layer(h))
+        return h
+
+    def rows(self, h: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Kernel values of output rows [start, stop) at the features h. Returns (stop-start, K)."""
+        last = self.layers[-1]
+        return (h @ last.weight[start:stop].T + last.bias[start:stop]).T

@@ -1,0 +1,472 @@
+"""DNArch on a Continuous CNN in PyTorch (paper Sec. 2.4, Fig. 5, Fig. 8; Appx. E.1;
+../shared/spec/method.md "Network"). Layout: channels first, (B, C, L) or (B, C, H, W);
+token ids (B, L), and (B, 2, L) for the retrieval dual encoder.
+
+    Encoder   [Embedding] -> PWLinear -> BatchNorm -> x m_enc -> GELU            (width N_max)
+    Block b   BatchNorm -> depthwise FlexConv (Fourier domain, resolution mask + crop)
+              -> x m_in -> PWLinear -> x m_mid -> GELU -> Dropout -> PWLinear -> x m_out -> GELU
+              -> upsample to the input resolution -> x m_depth[b] -> add into the first N_out
+              channels of the stream (identity branch untouched)
+    Decoder   global: GlobalAvgPool -> PWLinear; dense: PWLinear per position;
+              retrieval: pool each document, MLP on [X1, X2, X1*X2, X1-X2]
+
+Execution modes (method.md "Execution modes"):
+    trim     computes only what the masks keep: channels, blocks, kernel taps and frequencies
+             (a block whose resolution mask cuts frequencies runs at a lower resolution).
+    virtual  static shapes: everything at the largest size, multiplied by the masks.
+Both give the same output for kernel, width and depth masks (every mask is applied right after
+the last operation that could make a masked entry non-zero). With a resolution mask that cuts
+frequencies they differ by design: `trim` runs the pointwise non-linearities on the coarser grid.
+
+BatchNorm always uses the statistics of the current batch (Appx. E.1): no running averages.
+In `trim` mode the stream carries max(kept widths) channels instead of N_max: channels no layer
+writes are zero and the decoder reads only the carried ones, which changes nothing.
+Retrieval: both documents go through the encoder in one batch of 2B (BatchNorm statistics are
+shared by the two documents).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from implementations.common import complexity as cx
+from implementations.common.config import ModelConfig
+from implementations.common.grids import frequency_bins, kernel_taps, resolution_for_bins
+from implementations.torch.fourier import (
+    crop_spectrum,
+    embed_spectrum,
+    fft_conv,
+    from_spectrum,
+    resample,
+    spectrum,
+)
+from implementations.torch.kernels import KernelNet
+from implementations.torch.masks import GaussianMask, SigmoidMask, coordinates, kept_window
+
+BN_EPS = 1e-5
+
+
+def _bshape(v: torch.Tensor, spatial_dims: int) -> torch.Tensor:
+    """(C,) -> (1, C, 1, ...) to broadcast over (B, C, *S)."""
+    return v.view(1, -1, *([1] * spatial_dims))
+
+
+def pwlinear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Pointwise linear over the channel axis. x: (B, C_in, *S), weight: (C_out, C_in)."""
+    b, c = x.shape[:2]
+    y = weight @ x.reshape(b, c, -1)  # (B, C_out, prod S)
+    return y.view(b, weight.shape[0], *x.shape[2:]) + _bshape(bias, x.ndim - 2)
+
+
+def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """BatchNorm with the statistics of the current batch, always."""
+    return F.batch_norm(x, None, None, weight, bias, training=True, eps=BN_EPS)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        n = cfg.n_channels
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim) if cfg.tokens else None
+        self.linear = nn.Linear(cfg.input_features, n)
+        self.norm_weight = nn.Parameter(torch.ones(n))
+        self.norm_bias = nn.Parameter(torch.zeros(n))
+        self.width_mask = (
+            SigmoidMask(n, cfg.tau_channel, cfg.threshold, cfg.width) if cfg.learns_width else None
+        )
+
+    def kept(self, trim: bool) -> int:
+        if not trim or self.width_mask is None:
+            return self.linear.out_features
+        return self.width_mask.kept()
+
+    def forward(self, x: torch.Tensor, trim: bool, data_dim: int) -> torch.Tensor:
+        if self.embedding is not None:
+            x = self.embedding(x).transpose(1, 2)  # (B, L) -> (B, L, E) -> (B, E, L)
+        k = self.kept(trim)
+        h = pwlinear(x, self.linear.weight[:k], self.linear.bias[:k])  # (B, k, *S)
+        h = batch_norm(h, self.norm_weight[:k], self.norm_bias[:k])
+        if self.width_mask is not None:
+            h = h * _bshape(self.width_mask.values()[:k], data_dim)
+        return F.gelu(h)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig, index: int):
+        super().__init__()
+        n = cfg.n_channels
+        self.index = index
+        self.data_dim = cfg.data_dim
+        self.input_shape = tuple(cfg.input_shape)
+        self.full_taps = tuple(kernel_taps(s) for s in self.input_shape)
+        self.threshold = cfg.threshold
+        self.norm_weight = nn.Parameter(torch.ones(n))
+        self.norm_bias = nn.Parameter(torch.zeros(n))
+        self.conv_bias = nn.Parameter(torch.zeros(n))
+        self.linear1 = nn.Linear(n, n)
+        self.linear2 = nn.Linear(n, n)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.kernel_mask = (
+            GaussianMask(self.full_taps, cfg.threshold, cfg.sigma_init)
+            if cfg.learns_kernel
+            else None
+        )
+        bins = tuple(frequency_bins(s) for s in self.input_shape)
+        self.res_mask = (
+            SigmoidMask(bins, cfg.tau_resolution, cfg.threshold, tuple(b + 1 for b in bins))
+            if cfg.learns_resolution
+            else None
+        )
+        width_mask = lambda: SigmoidMask(n, cfg.tau_channel, cfg.threshold, cfg.width)  # noqa: E731
+        self.in_mask = width_mask() if cfg.learns_width else None
+        self.mid_mask = width_mask() if cfg.learns_width else None
+        self.out_mask = width_mask() if cfg.learns_width else None
+
+    # ---- what this block keeps -------------------------------------------------------------
+    def widths(self, trim: bool) -> tuple[int, int, int]:
+        n = self.linear1.in_features
+        if not trim or self.in_mask is None:
+            return n, n, n
+        return self.in_mask.kept(), self.mid_mask.kept(), self.out_mask.kept()
+
+    def kept_bins(self, trim: bool) -> tuple[int, ...]:
+        bins = tuple(frequency_bins(s) for s in self.input_shape)
+        if not trim or self.res_mask is None:
+            return bins
+        return tuple(self.res_mask.kept(a) for a in range(self.data_dim))
+
+    def resolution(self, trim: bool) -> tuple[int, ...]:
+        kept = self.kept_bins(trim)
+        return tuple(resolution_for_bins(k, s) for k, s in zip(kept, self.input_shape))
+
+    def kernel_grid(self, resolution: tuple[int, ...], trim: bool, like: torch.Tensor):
+        """Per axis: (coordinates of the taps computed, mask values there or None)."""
+        out = []
+        for a, r in enumerate(resolution):
+            x = coordinates(kernel_taps(r), like)
+            if self.kernel_mask is None:
+                out.append((x, None))
+                continue
+            m = self.kernel_mask.values(x, a)
+            if trim:
+                start, stop = kept_window(m)
+                x, m = x[start:stop], m[start:stop]
+            out.append((x, m))
+        return out
+
+    def kernel(
+        self,
+        kernel_net: KernelNet,
+        n_channels: int,
+        k_in: int,
+        resolution: tuple[int, ...],
+        trim: bool,
+        hidden_cache: dict | None,
+    ) -> torch.Tensor:
+        """The block's depthwise kernel at `resolution`: (k_in, *K)."""
+        like = kernel_net.freqs
+        grid = self.kernel_grid(resolution, trim, like)
+        axes = [x for x, _ in grid]
+        taps = tuple(len(x) for x in axes)
+        key = (resolution, taps)
+        if hidden_cache is not None and key in hidden_cache:
+            h = hidden_cache[key]
+        else:
+            mesh = torch.meshgrid(*axes, indexing="ij")
+            coords = torch.stack([m.reshape(-1) for m in mesh], dim=-1)  # (prod K, D)
+            h = kernel_net.features(coords)  # (prod K, hidden)
+            if hidden_cache is not None:
+                hidden_cache[key] = h
+        start = self.index * n_channels
+        k = kernel_net.rows(h, start, start + k_in).reshape(k_in, *taps)  # (k_in, *K)
+        for a, (_, m) in enumerate(grid):
+            if m is not None:
+                shape = [1] * (self.data_dim + 1)
+                shape[a + 1] = -1
+                k = k * m.view(shape)
+        scale = math.prod(s / r for s, r in zip(self.input_shape, resolution))
+        return k * (scale / math.sqrt(math.prod(self.full_taps)))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        kernel_net: KernelNet,
+        depth_value: torch.Tensor | None,
+        trim: bool,
+        hidden_cache: dict | None = None,
+    ) -> torch.Tensor:
+        d = self.data_dim
+        n = self.linear1.in_features
+        k_in, k_mid, k_out = self.widths(trim)
+        h = batch_norm(x[:, :k_in], self.norm_weight[:k_in], self.norm_bias[:k_in])
+        resolution = self.input_shape
+        if self.res_mask is not None:  # Sec. 2.4.2: low-pass (and crop) the block's input
+            kept = self.kept_bins(trim)
+            resolution = self.resolution(trim)
+            hf = spectrum(h, d)  # (B, k_in, *F)
+            for a in range(d):
+                m = self.res_mask.values(a)  # over |frequency index| of axis a
+                if a < d - 1:  # full-FFT axis: index j holds frequency min(j, L - j)
+                    length = self.input_shape[a]
+                    j = torch.arange(length, device=m.device)
+                    m = m[torch.minimum(j, length - j)]
+                shape = [1] * hf.ndim
+                shape[hf.ndim - d + a] = -1
+                hf = hf * m.view(shape)
+            if resolution != self.input_shape:
+                hf = embed_spectrum(crop_spectrum(hf, kept), kept, resolution)
+            h = from_spectrum(hf, resolution)  # (B, k_in, *resolution)
+        kernel = self.kernel(kernel_net, n, k_in, resolution, trim, hidden_cache)
+        h = fft_conv(h, kernel) + _bshape(self.conv_bias[:k_in], d)
+        if self.in_mask is not None:
+            h = h * _bshape(self.in_mask.values()[:k_in], d)
+        h = pwlinear(h, self.linear1.weight[:k_mid, :k_in], self.linear1.bias[:k_mid])
+        if self.mid_mask is not None:
+            h = h * _bshape(self.mid_mask.values()[:k_mid], d)
+        h = self.dropout(F.gelu(h))
+        h = pwlinear(h, self.linear2.weight[:k_out, :k_mid], self.linear2.bias[:k_out])
+        if self.out_mask is not None:
+            h = h * _bshape(self.out_mask.values()[:k_out], d)
+        h = F.gelu(h)
+        h = resample(h, self.input_shape)  # back to the block's input resolution
+        if depth_value is not None:
+            h = h * depth_value
+        if k_out == x.shape[1]:
+            return x + h
+        return torch.cat([x[:, :k_out] + h, x[:, k_out:]], dim=1)
+
+    def complexity_terms(self, cfg: ModelConfig):
+        """(res, n_in, n_mid, n_out) as differentiable sizes (floats where nothing is learned)."""
+        if self.res_mask is not None:
+            res = 1.0
+            for a, s in enumerate(self.input_shape):
+                res = res * self.res_mask.size(a, total=s)
+        else:
+            res = float(math.prod(self.input_shape))
+        if self.in_mask is not None:
+            return res, self.in_mask.size(), self.mid_mask.size(), self.out_mask.size()
+        n = float(cfg.width)
+        return res, n, n, n
+
+
+class DNArch(nn.Module):
+    """A DNArch model. Build it with `build_model(cfg)`."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.mode = cfg.mode
+        n = cfg.n_channels
+        full_taps = tuple(kernel_taps(s) for s in cfg.input_shape)
+        self.encoder = Encoder(cfg)
+        self.kernel_net = KernelNet(
+            cfg.data_dim,
+            cfg.kernel_hidden,
+            cfg.kernel_layers,
+            cfg.n_blocks * n,
+            cfg.w0,
+            full_taps,
+        )
+        self.blocks = nn.ModuleList(ResidualBlock(cfg, b) for b in range(cfg.n_blocks))
+        self.depth_mask = (
+            SigmoidMask(cfg.n_blocks, cfg.tau_depth, cfg.threshold, cfg.blocks)
+            if cfg.learns_depth
+            else None
+        )
+        if cfg.task == "retrieval":
+            self.head = nn.Sequential(
+                nn.Linear(4 * n, cfg.head_hidden),
+                nn.GELU(),
+                nn.Linear(cfg.head_hidden, cfg.out_size),
+            )
+        else:
+            self.head = nn.Linear(n, cfg.out_size)
+        self._target = cx.target_complexity(cfg)
+
+    # ---- input checks ------------------------------------------------------------------
+    def _check_input(self, x: torch.Tensor) -> None:
+        cfg = self.cfg
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"DNArch expects a torch.Tensor, got {type(x).__name__}")
+        if cfg.tokens:
+            lead = "(B, 2, L)" if cfg.task == "retrieval" else "(B, L)"
+            want = (2, *cfg.input_shape) if cfg.task == "retrieval" else tuple(cfg.input_shape)
+            if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+                raise TypeError(
+                    f"DNArch expects integer token ids {lead} with L={cfg.input_shape[0]}, "
+                    f"got dtype {x.dtype}"
+                )
+            if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+                raise ValueError(
+                    f"DNArch expects token ids of shape {lead} = (B, {', '.join(map(str, want))}), "
+                    f"got {tuple(x.shape)}"
+                )
+            lo, hi = int(x.min()), int(x.max())
+            if lo < 0 or hi >= cfg.vocab_size:
+                raise ValueError(
+                    f"DNArch: token ids must lie in [0, {cfg.vocab_size - 1}] "
+                    f"(vocab_size={cfg.vocab_size}), got values in [{lo}, {hi}]"
+                )
+            return
+        want = (cfg.in_channels, *cfg.input_shape)
+        layout = "(B, C, L)" if cfg.data_dim == 1 else "(B, C, H, W)"
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"DNArch expects a floating-point input {layout}, got dtype {x.dtype}")
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise ValueError(
+                f"DNArch expects input of shape {layout} = (B, {', '.join(map(str, want))}), "
+                f"got {tuple(x.shape)}"
+            )
+
+    # ---- forward -------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        cfg = self.cfg
+        trim = self.mode == "trim"
+        batch = x.shape[0]
+        if cfg.task == "retrieval":
+            x = torch.cat([x[:, 0], x[:, 1]], dim=0)  # (2B, L): documents 1 then 2
+        h = self.encoder(x, trim, cfg.data_dim)  # (B', k_enc, *S)
+        depth = self.depth_mask.values() if self.depth_mask is not None else None
+        n_run = self.depth_mask.kept() if (trim and depth is not None) else len(self.blocks)
+        width = h.shape[1]
+        if trim:
+            for block in self.blocks[:n_run]:
+                width = max(width, *block.widths(trim))
+            if width > h.shape[1]:
+                h = F.pad(h, (0, 0) * cfg.data_dim + (0, width - h.shape[1]))
+        cache: dict | None = {} if not trim else None
+        for block in self.blocks[:n_run]:
+            dv = depth[block.index] if depth is not None else None
+            h = block(h, self.kernel_net, dv, trim, cache)
+        return self._decode(h, batch)
+
+    def _decode(self, h: torch.Tensor, batch: int) -> torch.Tensor:
+        cfg = self.cfg
+        n = cfg.n_channels
+        w = h.shape[1]
+        if cfg.task == "dense":
+            return pwlinear(h, self.head.weight[:, :w], self.head.bias)  # (B, out, *S)
+        pooled = h.mean(dim=tuple(range(2, h.ndim)))  # (B', w)
+        if w < n:
+            pooled = F.pad(pooled, (0, n - w))
+        if cfg.task == "global":
+            return self.head(pooled)
+        x1, x2 = pooled[:batch], pooled[batch:]
+        return self.head(torch.cat([x1, x2, x1 * x2, x1 - x2], dim=-1))
+
+    # ---- architecture and complexity -----------------------------------------------------
+    def complexity(self) -> torch.Tensor:
+        """C_curr (Sec. 2.5, Appx. C) as a differentiable scalar tensor."""
+        cfg = self.cfg
+        shape = cx.network_shape(cfg)
+        n_enc = self.encoder.width_mask.size() if self.encoder.width_mask is not None else None
+        n_enc = float(cfg.width) if n_enc is None else n_enc
+        terms = [block.complexity_terms(cfg) for block in self.blocks]
+        depth = self.depth_mask.size() if self.depth_mask is not None else float(cfg.blocks)
+        c = cx.network_cost(
+            shape,
+            n_enc,
+            terms,
+            depth,
+            log2=lambda v: torch.log2(v) if torch.is_tensor(v) else math.log2(v),
+            clip01=lambda v: torch.clamp(v, 0.0, 1.0) if torch.is_tensor(v) else min(max(v, 0), 1),
+        )
+        ref = self.kernel_net.freqs
+        return c if torch.is_tensor(c) else torch.tensor(c, dtype=ref.dtype, device=ref.device)
+
+    def complexity_target(self) -> float:
+        return self._target
+
+    def complexity_ratio(self) -> float:
+        return float(self.complexity().detach()) / self._target
+
+    def complexity_loss(self) -> torch.Tensor:
+        """lambda-free L_comp = (C_curr / C_target - 1)^2 (Eq. 11); 0 for variants without it."""
+        if not self.cfg.uses_complexity_loss:
+            return self.kernel_net.freqs.new_zeros(())
+        return (self.complexity() / self._target - 1.0) ** 2
+
+    @torch.no_grad()
+    def clamp_masks(self) -> None:
+        """Appx. E.1: reset mask parameters into their admissible ranges (after every step)."""
+        for module in self.modules():
+            if isinstance(module, (SigmoidMask, GaussianMask)):
+                module.clamp_()
+
+    @torch.no_grad()
+    def architecture(self) -> list[dict]:
+        """One row per surviving block (Tables 4, 5): kernel size (taps per axis), resolution
+        (samples per axis) and [N_in, N_mid, N_out]; `len()` of the list is the depth."""
+        n_run = self.depth_mask.kept() if self.depth_mask is not None else len(self.blocks)
+        rows = []
+        like = self.kernel_net.freqs
+        for block in self.blocks[:n_run]:
+            resolution = block.resolution(trim=True)
+            grid = block.kernel_grid(resolution, trim=True, like=like)
+            rows.append(
+                {
+                    "block": block.index,
+                    "kernel_size": [len(x) for x, _ in grid],
+                    "resolution": list(resolution),
+                    "width": list(block.widths(trim=True)),
+                }
+            )
+        return rows
+
+    @torch.no_grad()
+    def mask_sizes(self) -> dict[str, float]:
+        """Every mask's continuous size (Eqs. 9, 10), for logging."""
+        out: dict[str, float] = {}
+        if self.encoder.width_mask is not None:
+            out["encoder.width"] = float(self.encoder.width_mask.size())
+        if self.depth_mask is not None:
+            out["depth"] = float(self.depth_mask.size())
+        for block in self.blocks:
+            p = f"blocks.{block.index}"
+            if block.kernel_mask is not None:
+                for a in range(block.data_dim):
+                    out[f"{p}.kernel.{a}"] = float(block.kernel_mask.size(a))
+            if block.res_mask is not None:
+                for a, s in enumerate(block.input_shape):
+                    out[f"{p}.resolution.{a}"] = float(block.res_mask.size(a, total=s))
+            if block.in_mask is not None:
+                out[f"{p}.width.in"] = float(block.in_mask.size())
+                out[f"{p}.width.mid"] = float(block.mid_mask.size())
+                out[f"{p}.width.out"] = float(block.out_mask.size())
+        return out
+
+    def mask_parameters(self) -> list[nn.Parameter]:
+        return [
+            p
+            for m in self.modules()
+            if isinstance(m, (SigmoidMask, GaussianMask))
+            for p in m.parameters(recurse=False)
+        ]
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups (Appx. E.2): no weight decay on masks, BatchNorm parameters, biases."""
+        decay = [self.kernel_net.layers[i].weight for i in range(len(self.kernel_net.layers))]
+        decay += [self.encoder.linear.weight]
+        if self.encoder.embedding is not None:
+            decay.append(self.encoder.embedding.weight)
+        for block in self.blocks:
+            decay += [block.linear1.weight, block.linear2.weight]
+        decay += [m.weight for m in self.head.modules() if isinstance(m, nn.Linear)]
+        ids = {id(p) for p in decay}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
+
+
+def build_model(cfg: ModelConfig) -> DNArch:
+    """Build a DNArch model for `cfg` (all four variants, 1D and 2D, every head)."""
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}")
+    return DNArch(cfg)
