@@ -103,7 +103,8 @@ class ModelConfig:
             if not isinstance(n, int) or isinstance(n, bool) or n < 3:
                 raise ConfigError(
                     f"ModelConfig.input_shape={shape!r} is invalid; every spatial size must be an "
-                    "integer >= 3 (the smallest kernel has 3 taps and cannot be larger than the input)"
+                    "integer >= 3 (the smallest kernel has 3 taps and cannot be larger than the "
+                    "input)"
                 )
         if (self.in_channels is None) == (self.vocab_size is None):
             raise ConfigError(

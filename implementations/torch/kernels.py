@@ -24,6 +24,7 @@ initialised for unit-variance outputs).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -52,7 +53,7 @@ class KernelNet(nn.Module):
         freqs = (2.0 * torch.rand(data_dim, hidden) - 1.0) * scale[:, None]  # (D, hidden)
         self.register_buffer("freqs", freqs)
         dims = [2 * hidden] + [hidden] * (layers - 1) + [rows]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         last = self.layers[-1]
         # unit-variance outputs at initialisation (inputs of the last layer have ~ unit scale
         # after the GELUs of a default-initialised MLP; fan-in scaling keeps them there)

@@ -121,7 +121,7 @@ class ResidualBlock(nn.Module):
             if cfg.learns_resolution
             else None
         )
-        width_mask = lambda: SigmoidMask(n, cfg.tau_channel, cfg.threshold, cfg.width)  # noqa: E731
+        width_mask = lambda: SigmoidMask(n, cfg.tau_channel, cfg.threshold, cfg.width)
         self.in_mask = width_mask() if cfg.learns_width else None
         self.mid_mask = width_mask() if cfg.learns_width else None
         self.out_mask = width_mask() if cfg.learns_width else None
