@@ -1,0 +1,74 @@
+"""Optimisation of a DNArch model in PyTorch (Appx. E.2): AdamW with the shared warm-up +
+cosine schedule (`common.schedule`), no weight decay on masks, BatchNorm parameters and
+biases, task loss + lambda * L_comp (Eq. 8) and mask clamping after every step (Appx. E.1).
+Mirrors `implementations.jax.train`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from implementations.common.schedule import lr_table
+from implementations.torch.model import DNArch
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+LOSSES = ("cross_entropy", "mse", "relative_l2", "bce_ignore")
+
+
+def task_loss(name: str, output: torch.Tensor, target: torch.Tensor, ignore=None) -> torch.Tensor:
+    """cross_entropy: output (B, K) logits, target (B,) int labels.
+    mse / relative_l2: output and target (B, C, *S); relative_l2 is mean_b ||y - t|| / ||t||.
+    bce_ignore: logits and 0/1 target (B, 1, *S), pixels where `ignore` is 1 do not count
+    (NAS-Bench-360 Cosmic: logits * (1 - ignore) against target * (1 - ignore))."""
+    if name == "cross_entropy":
+        return F.cross_entropy(output, target)
+    if name == "mse":
+        return F.mse_loss(output, target)
+    if name == "relative_l2":
+        diff = (output - target).flatten(1).norm(dim=1)
+        return (diff / target.flatten(1).norm(dim=1).clamp_min(1e-12)).mean()
+    if name == "bce_ignore":
+        keep = 1.0 - ignore if ignore is not None else torch.ones_like(target)
+        return F.binary_cross_entropy_with_logits(output * keep, target * keep)
+    raise ValueError(f"task_loss: unknown loss {name!r}; valid: {list(LOSSES)}")
+
+
+def make_optimizer(
+    model: DNArch, lr: float, weight_decay: float, warmup_steps: int, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    table = lr_table(lr, warmup_steps, total_steps)
+    opt = torch.optim.AdamW(model.param_groups(weight_decay), lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    factors = (table / lr).tolist() if lr > 0 else [0.0] * len(table)
+    last = len(factors) - 1
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: factors[min(s, last)])
+    return opt, sched
+
+
+def train_step(
+    model: DNArch,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    loss: str,
+    lam: float,
+    ignore: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """One optimiser step. Returns the loss terms and C_curr / C_target before the step."""
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    out = model(x)
+    obj = task_loss(loss, out, target, ignore)
+    comp = model.complexity_loss()
+    total = obj + lam * comp
+    total.backward()
+    opt.step()
+    sched.step()
+    model.clamp_masks()
+    return {
+        "loss": float(total.detach()),
+        "task_loss": float(obj.detach()),
+        "complexity_loss": float(comp.detach()),
+    }
