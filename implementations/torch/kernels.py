@@ -54,9 +54,12 @@ class KernelNet(nn.Module):
         self.register_buffer("freqs", freqs)
         dims = [2 * hidden] + [hidden] * (layers - 1) + [rows]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        # He-normal hidden layers keep the activations at unit scale through the GELUs; the last
+        # layer (fan-in scaled) then emits kernel values of about unit variance
+        for layer in self.layers[:-1]:
+            nn.init.normal_(layer.weight, std=math.sqrt(2.0 / layer.in_features))
+            nn.init.zeros_(layer.bias)
         last = self.layers[-1]
-        # unit-variance outputs at initialisation (inputs of the last layer have ~ unit scale
-        # after the GELUs of a default-initialised MLP; fan-in scaling keeps them there)
         nn.init.normal_(last.weight, std=1.0 / math.sqrt(hidden))
         nn.init.zeros_(last.bias)
 

@@ -470,3 +470,27 @@ def build_model(cfg: ModelConfig) -> DNArch:
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}")
     return DNArch(cfg)
+
+
+@torch.no_grad()
+def randomize_masks(model: DNArch, generator: torch.Generator, resolution: bool = True) -> None:
+    """Draw every mask parameter uniformly within its clamps (tests, parity, benchmarks).
+    With `resolution=False` resolution masks keep their value (full resolution at init)."""
+    res = {id(b.res_mask) for b in model.blocks if b.res_mask is not None}
+    for m in model.modules():
+        if isinstance(m, SigmoidMask) and (resolution or id(m) not in res):
+            u = torch.rand(m.mu.shape, generator=generator, dtype=torch.float64)
+            m.mu.copy_(m.mu_min + u * (m.mu_max - m.mu_min))
+        elif isinstance(m, GaussianMask):
+            for a in range(len(m.taps_full)):
+                u = float(torch.rand((), generator=generator, dtype=torch.float64))
+                m.sigma[a] = m.sigma_min[a] + u * (m.sigma_max[a] - m.sigma_min[a])
+
+
+@torch.no_grad()
+def set_sigmoid_masks(model: DNArch, t: float, resolution: bool = True) -> None:
+    """Put every sigmoid mask's offset at mu_min + t (mu_max - mu_min), t in [0, 1]."""
+    res = {id(b.res_mask) for b in model.blocks if b.res_mask is not None}
+    for m in model.modules():
+        if isinstance(m, SigmoidMask) and (resolution or id(m) not in res):
+            m.mu.fill_(m.mu_min + t * (m.mu_max - m.mu_min))

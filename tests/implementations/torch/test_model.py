@@ -1,0 +1,225 @@
+"""The PyTorch DNArch model: trim == virtual, the documented resolution bound, odd sizes,
+clamped masks, bad input, architecture rows and complexity."""
+
+import math
+
+import pytest
+import torch
+
+from implementations.common.config import ModelConfig
+from implementations.common.grids import TRIM_RESOLUTION_BOUND
+from implementations.torch.masks import GaussianMask, SigmoidMask
+from implementations.torch.model import build_model, randomize_masks, set_sigmoid_masks
+
+SMALL = dict(width=8, max_width=16, blocks=2, max_blocks=4, kernel_hidden=32, out_size=5)
+CASES = [  # (data_dim, input_shape, task, tokens)
+    (1, (97,), "global", False),
+    (1, (97,), "dense", False),
+    (1, (97,), "retrieval", True),
+    (2, (31, 17), "global", False),
+    (2, (31, 17), "dense", False),
+]
+
+
+def make(variant, dd, shape, task, tokens, **kw):
+    inputs = dict(vocab_size=11) if tokens else dict(in_channels=3)
+    cfg = ModelConfig(
+        variant=variant, data_dim=dd, input_shape=shape, task=task, **inputs, **{**SMALL, **kw}
+    )
+    return build_model(cfg)
+
+
+def batch(model, b=4, seed=0):
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    if cfg.tokens:
+        lead = (b, 2) if cfg.task == "retrieval" else (b,)
+        return torch.randint(0, cfg.vocab_size, (*lead, *cfg.input_shape), generator=g)
+    return torch.randn(
+        b, cfg.in_channels, *cfg.input_shape, generator=g, dtype=torch.get_default_dtype()
+    )
+
+
+def run(model, x, mode):
+    model.mode = mode
+    model.zero_grad(set_to_none=True)
+    y = model(x)
+    loss = (y**2).mean() + model.complexity_loss()
+    loss.backward()
+    grads = {
+        n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
+        for n, p in model.named_parameters()
+    }
+    return y.detach(), grads
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize("variant", ["ccnn", "k", "kr", "krwd"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}d-{c[2]}")
+def test_trim_equals_virtual_for_kernel_width_depth_masks(variant, case):
+    """float32 outputs to 1e-5 relative, float64 outputs and every gradient to 1e-9."""
+    torch.manual_seed(0)
+    model = make(variant, *case)
+    g = torch.Generator().manual_seed(7)
+    for trial in range(3):
+        if trial:
+            randomize_masks(model, g, resolution=False)
+        x = batch(model, seed=trial)
+        yt, _ = run(model, x, "trim")
+        yv, _ = run(model, x, "virtual")
+        assert rel_err(yt, yv) < 1e-5
+        m64 = model.double()
+        x64 = x if x.dtype == torch.long else x.double()
+        yt, gt = run(m64, x64, "trim")
+        yv, gv = run(m64, x64, "virtual")
+        assert rel_err(yt, yv) < 1e-9
+        scale = max(v.abs().max().item() for v in gv.values())
+        for name in gv:
+            err = (gt[name] - gv[name]).abs().max().item()
+            assert err <= 1e-9 * max(gv[name].abs().max().item(), 1e-6 * scale), name
+        model.float()
+
+
+@pytest.mark.parametrize("variant", ["kr", "krwd"])
+@pytest.mark.parametrize("case", [c for c in CASES if c[2] != "retrieval"], ids=str)
+def test_resolution_masks_trim_vs_virtual_within_documented_bound(variant, case):
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(1)
+        model = make(variant, *case)
+        g = torch.Generator().manual_seed(3)
+        cut = 0
+        for trial in range(4):
+            randomize_masks(model, g)
+            x = batch(model, seed=trial)
+            yt, _ = run(model, x, "trim")
+            yv, _ = run(model, x, "virtual")
+            cut += any(r["resolution"] != list(case[1]) for r in model.architecture())
+            assert rel_err(yt, yv) <= TRIM_RESOLUTION_BOUND
+        assert cut > 0  # the check really exercised lower resolutions
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def _masks_at(model, where):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, SigmoidMask):
+                m.mu.fill_(m.mu_min if where == "min" else m.mu_max)
+            elif isinstance(m, GaussianMask):
+                for a in range(len(m.taps_full)):
+                    m.sigma[a] = (m.sigma_min if where == "min" else m.sigma_max)[a]
+
+
+@pytest.mark.parametrize("variant", ["ccnn", "k", "kr", "krwd"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}d-{c[2]}")
+@pytest.mark.parametrize("where", ["init", "min", "max"])
+def test_forward_backward_on_odd_sizes_at_the_clamps(variant, case, where):
+    torch.manual_seed(2)
+    model = make(variant, *case)
+    if where != "init":
+        _masks_at(model, where)
+    for mode in ("trim", "virtual"):
+        y, grads = run(model, batch(model), mode)
+        assert torch.isfinite(y).all()
+        assert all(torch.isfinite(v).all() for v in grads.values())
+        assert model.clamp_masks() is None and math.isfinite(model.complexity_ratio())
+
+
+def test_masks_receive_task_gradients():
+    """m_in after BatchNorm and the conv (method.md): the task loss reaches every mask."""
+    torch.manual_seed(3)
+    model = make("krwd", 1, (97,), "global", False)
+    randomize_masks(model, torch.Generator().manual_seed(0), resolution=False)
+    model.zero_grad()
+    (model(batch(model)) ** 2).mean().backward()
+    b = model.blocks[0]
+    for p in (
+        b.in_mask.mu,
+        b.mid_mask.mu,
+        b.out_mask.mu,
+        b.kernel_mask.sigma,
+        model.encoder.width_mask.mu,
+        model.depth_mask.mu,
+    ):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_ccnn_has_global_kernels_and_no_masks():
+    model = make("ccnn", 2, (31, 17), "global", False)
+    assert model.mask_parameters() == []
+    rows = model.architecture()
+    assert [r["kernel_size"] for r in rows] == [[31, 17]] * 2  # 2 floor(n/2) + 1 taps
+    assert model.complexity_ratio() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_architecture_rows_follow_the_masks():
+    torch.manual_seed(4)
+    model = make("krwd", 1, (97,), "global", False)
+    rows = model.architecture()
+    assert len(rows) == 2 and all(r["width"] == [8, 8, 8] for r in rows)  # starts as CCNN_{2,8}
+    assert all(r["resolution"] == [97] for r in rows)
+    assert model.complexity_ratio() == pytest.approx(1.0, rel=1e-6)
+    set_sigmoid_masks(model, 1.0)
+    rows = model.architecture()
+    assert len(rows) == 4 and all(r["width"] == [16, 16, 16] for r in rows)
+    set_sigmoid_masks(model, 0.0)
+    rows = model.architecture()
+    # tau_depth = 8 at mu_min: cutoff -1 + 5.14 / 8 = -0.36 keeps the block at -1 but not the
+    # one at -1/3 (size 4 x 0.32 = 1.3 blocks; on the paper's 8 blocks: 2.6, "a minimum of 2")
+    assert len(rows) == 1
+    assert all(r["width"][0] < 8 and r["resolution"][0] < 97 for r in rows)
+
+
+def test_complexity_is_differentiable_in_every_size():
+    torch.manual_seed(5)
+    model = make("krwd", 2, (31, 17), "dense", False)
+    randomize_masks(model, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        model.depth_mask.mu.fill_(model.depth_mask.mu_max)  # every block counts
+    model.complexity().backward()
+    with_grad = [
+        p for p in model.mask_parameters() if p.grad is not None and p.grad.abs().sum() > 0
+    ]
+    # encoder width, depth, 4 blocks x (resolution, in, mid, out); kernel sizes cost nothing
+    # (Fourier convolutions, Sec. 3.1)
+    assert len(with_grad) == 1 + 1 + 4 * 4
+    assert all(b.kernel_mask.sigma.grad is None for b in model.blocks)
+
+
+@pytest.mark.parametrize(
+    ("case", "x", "needle"),
+    [
+        (
+            (1, (97,), "global", False),
+            torch.randn(2, 3, 96),
+            r"expects input of shape \(B, C, L\) = \(B, 3, 97\), got \(2, 3, 96\)",
+        ),
+        ((1, (97,), "global", False), torch.randn(2, 4, 97), r"= \(B, 3, 97\), got \(2, 4, 97\)"),
+        ((1, (97,), "global", False), torch.randn(3, 97), r"got \(3, 97\)"),
+        (
+            (1, (97,), "global", False),
+            torch.zeros(2, 3, 97, dtype=torch.long),
+            "floating-point input",
+        ),
+        (
+            (2, (31, 17), "dense", False),
+            torch.randn(2, 3, 17, 31),
+            r"\(B, C, H, W\) = \(B, 3, 31, 17\)",
+        ),
+        ((1, (97,), "retrieval", True), torch.zeros(2, 97, dtype=torch.long), r"\(B, 2, L\)"),
+        (
+            (1, (97,), "retrieval", True),
+            torch.full((2, 2, 97), 11),
+            r"in \[0, 10\] \(vocab_size=11\), got values in \[11, 11\]",
+        ),
+        ((1, (97,), "retrieval", True), torch.zeros(2, 2, 97), "integer token ids"),
+    ],
+)
+def test_bad_input_gets_one_clear_error(case, x, needle):
+    model = make("krwd", *case)
+    with pytest.raises((ValueError, TypeError), match=needle):
+        model(x)
