@@ -229,3 +229,58 @@ def encode_padded(
         out[i, : len(ids)] = ids
         lengths[i] = len(ids)
     return out, lengths
+
+
+# ------------------------------------------------------------------ ecosystem loaders
+
+
+def loader_order(ctx: Context) -> list[str]:
+    """Loaders to try, in order: HF `datasets` and TFDS where they are the canonical source
+    (IMDB, CIFAR), the raw archive last. A user `--file`/`--url` means the raw path."""
+    if ctx.files or ctx.urls or ctx.loader == "raw" or not ctx.spec.loaders:
+        return ["raw"]
+    if ctx.loader in ("hf", "tfds"):
+        return [ctx.loader]
+    return ["hf", "tfds", "raw"]
+
+
+def hf_load(dataset_id: str) -> Any:
+    """Thin wrapper around `datasets.load_dataset` (mocked in tests: no network there)."""
+    import datasets  # noqa: PLC0415 - optional dependency
+
+    return datasets.load_dataset(dataset_id)
+
+
+def tfds_load(name: str, split: str) -> dict[str, np.ndarray]:
+    """Thin wrapper around TFDS: the whole split as numpy arrays (mocked in tests)."""
+    import tensorflow_datasets as tfds  # noqa: PLC0415 - optional dependency
+
+    return tfds.as_numpy(tfds.load(name, split=split, batch_size=-1))
+
+
+def loader_id(spec: DatasetSpec, kind: str) -> str:
+    for entry in spec.loaders:
+        if entry.startswith(kind + ":"):
+            return entry.split(":", 1)[1]
+    raise DataError(f"{spec.name} has no {kind} loader")
+
+
+def content_sha256(*arrays: Any) -> str:
+    """Digest of loader output (no archive to hash): arrays or lists of strings."""
+    import hashlib  # noqa: PLC0415
+
+    h = hashlib.sha256()
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            h.update(str((a.shape, a.dtype)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        else:
+            for s in a:
+                h.update(s.encode("utf-8") if isinstance(s, str) else bytes(s))
+                h.update(b"\0")
+    return h.hexdigest()
+
+
+def pbar_disable(ctx: Context) -> bool | None:
+    """tqdm's `disable`: None = on for a terminal only; True = off."""
+    return None if ctx.progress else True
