@@ -128,7 +128,7 @@ def generate_raw(raw_dir: Path, name: str, n_train_total: int, n_test: int, seed
 def generate(ctx: Context) -> dict[str, Any]:
     name = ctx.spec.name if ctx.spec.name in LAYOUT else "cifar10"
     n_train = ctx.n_train()
-    total = int(np.ceil(n_train / 0.9))  # 45k/5k proportions
+    total = n_train + max(2, -(-n_train // 9))  # 45k/5k proportions, val >= 2
     info = generate_raw(ctx.raw_dir, name, total, max(10, total // 5), ctx.seed)
     ctx.generator_info = info
     return info

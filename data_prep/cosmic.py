@@ -95,7 +95,7 @@ def simulate_exposure(rng: np.random.Generator, sky: float, galaxy_field: bool =
 
 def generate(ctx: Context) -> dict[str, Any]:
     rng = np.random.default_rng(ctx.seed)
-    n_train = math.ceil(ctx.n_train() / 0.9)
+    n_train = ctx.n_train() + max(2, math.ceil(ctx.n_train() / 9))  # 90/10, val >= 2
     n_test = max(4, math.ceil(ctx.n_train() / 10))
     gal = sorted(GAL_FIELDS)
     plan = {

@@ -29,7 +29,7 @@ def to_grayscale(x: np.ndarray) -> np.ndarray:
 
 
 def generate(ctx: Context) -> dict[str, Any]:
-    total = int(np.ceil(ctx.n_train() / 0.9))
+    total = ctx.n_train() + max(2, -(-ctx.n_train() // 9))  # 45k/5k proportions, val >= 2
     info = cifar.generate_raw(ctx.raw_dir, "cifar10", total, max(10, total // 5), ctx.seed)
     ctx.generator_info = info
     return info

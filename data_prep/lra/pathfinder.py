@@ -184,6 +184,13 @@ def _snake(
 
 def draw_sample(rng: np.random.Generator, p: SnakeParams, label: int) -> np.ndarray:
     """One (size, size) uint8 image with the given label."""
+    return draw_sample_with_markers(rng, p, label)[0]
+
+
+def draw_sample_with_markers(
+    rng: np.random.Generator, p: SnakeParams, label: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image (size, size) uint8, marker centres (2, 2) as (y, x) in pixels)."""
     for _ in range(200):
         cv = _Canvas(p.size)
         a = _snake(rng, cv, p, p.contour_length)
@@ -213,11 +220,12 @@ def draw_sample(rng: np.random.Generator, p: SnakeParams, label: int) -> np.ndar
                 cv.commit(d[0])
         # Markers: drawn (their discs were reserved in `blocked` already).
         marks = [a_ends[0], a_ends[1]] if label == 1 else [a_ends[0], b_ends[0]]
+        centres = np.stack([a_pts[0], a_pts[-1] if label == 1 else b[1][0]])
         for y0, x0, hi, fp in marks:
             h, w = fp.shape
             view = cv.hi[2 * y0 : 2 * (y0 + h), 2 * x0 : 2 * (x0 + w)]
             np.maximum(view, hi, out=view)
-        return cv.image()
+        return cv.image(), centres
     raise RuntimeError(f"could not place the snakes on a {p.size} px canvas in 200 tries")
 
 
@@ -252,7 +260,8 @@ def generate_raw(
 
 def generate(ctx: Context) -> dict[str, Any]:
     name = ctx.spec.name
-    n_total = math.ceil(ctx.n_train() / 0.8)  # 80/10/10
+    # 80/10/10 of the pool; at least 20 images so val and test hold 2 each (train >= --size)
+    n_total = max(math.ceil(ctx.n_train() / 0.8), 20)
     root = ctx.raw_dir / RAW_DIR[name] / CONTOUR_DIR
     info = generate_raw(root, PARAMS[name], n_total, ctx.seed, max(1, math.ceil(n_total / 4)),
                         ctx.progress)
