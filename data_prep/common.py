@@ -102,11 +102,12 @@ def resolve_source(ctx: Context, src: Source, allow_dir: bool = False) -> Path:
         p = Path(value).expanduser()
         if key not in (None, src.key):
             continue
-        if key is None and len(sources) > 1 and p.name != src.key and not p.is_dir():
+        if key is None and len(sources) > 1 and not src.matches(p.name) and not p.is_dir():
             continue
         if p.is_dir():
-            if (p / src.key).is_file():
-                p = p / src.key
+            inside = sorted(q for q in p.iterdir() if q.is_file() and src.matches(q.name))
+            if inside:
+                p = inside[0]
             elif allow_dir:
                 ctx.source_detail[src.key] = {"local_dir": str(p)}
                 return p
@@ -114,7 +115,7 @@ def resolve_source(ctx: Context, src: Source, allow_dir: bool = False) -> Path:
                 continue
         if not p.exists():
             raise DataError(f"--file {value}: {p} does not exist (expected {src.key})")
-        sha = dl.verify(p, src.key, ctx.checksums, origin=str(p))
+        sha = dl.verify(p, p.name, ctx.checksums, origin=str(p))  # keyed by the real name
         ctx.source_detail[src.key] = {"local_file": str(p), "sha256": sha}
         return p
     urls: list[str] = []

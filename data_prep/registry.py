@@ -9,6 +9,7 @@ loaders, published checksums) and the generator defaults. `artefact_paths` lists
 from __future__ import annotations
 
 import importlib
+from fnmatch import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,10 @@ class Source:
     mirrors: tuple[str, ...] = ()
     published: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    pattern: str = ""  # fnmatch pattern a user --file name may match instead of `key`
+
+    def matches(self, filename: str) -> bool:
+        return filename == self.key or bool(self.pattern and fnmatch(filename, self.pattern))
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,17 @@ _GONE = (
     "exists; pass a local copy with --file PATH or a mirror with --url URL."
 )
 DARCY = tuple(
-    Source(key=f"piececonst_r421_N1024_smooth{i}.mat", note=_GONE + " (FNO authors' Google Drive)")
+    Source(
+        key=f"piececonst_r421_N1024_smooth{i}.mat",
+        note=_GONE + " (FNO authors' Google Drive)",
+        pattern=f"piececonst_r*_N*_smooth{i}.mat",
+    )
     for i in (1, 2)
 )
-COSMIC = tuple(Source(key=f"deepCR.ACS-WFC.{s}.tar", note=_GONE) for s in ("train", "test"))
+COSMIC = tuple(
+    Source(key=f"deepCR.ACS-WFC.{s}.tar", note=_GONE, pattern=f"*{s}*.tar*")
+    for s in ("train", "test")
+)
 
 _TOKEN_ARRAYS = ("inputs", "targets", "lengths")
 

@@ -326,6 +326,7 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
         root = find_dir(raw_root, f"{RAW_DIR[name]}/{CONTOUR_DIR}")
     entries = read_metadata(root)
     L = p.size * p.size
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
     fd, staging_name = tempfile.mkstemp(prefix=".staging-", suffix=".npy", dir=ctx.out_dir)
     os.close(fd)
     staging = Path(staging_name)
