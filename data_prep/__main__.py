@@ -22,16 +22,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None, help="generator seed (default 0)")
     p.add_argument("--url", action="append", default=[], help="mirror URL, or KEY=URL")
     p.add_argument("--file", action="append", default=[], help="local raw file/dir, or KEY=PATH")
-    p.add_argument("--loader", default="auto", choices=("auto", "hf", "tfds", "raw"),
-                   help="IMDB/CIFAR: HF datasets, TFDS or the raw archive (auto: in that order)")
+    p.add_argument(
+        "--loader",
+        default="auto",
+        choices=("auto", "hf", "tfds", "raw"),
+        help="IMDB/CIFAR: HF datasets, TFDS or the raw archive (auto: in that order)",
+    )
     p.add_argument("--checksums", default=None, help="checksum file (default data_prep/...json)")
     p.add_argument("--cache", default=None, help="where downloaded archives go (shared)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     try:
         meta = prepare(
-            a.dataset, a.source, a.out, size=a.size, seed=a.seed, urls=a.url, files=a.file,
-            loader=a.loader, checksums=a.checksums, cache=a.cache, progress=not a.no_progress,
+            a.dataset,
+            a.source,
+            a.out,
+            size=a.size,
+            seed=a.seed,
+            urls=a.url,
+            files=a.file,
+            loader=a.loader,
+            checksums=a.checksums,
+            cache=a.cache,
+            progress=not a.no_progress,
         )
     except DataError as e:
         print(f"data_prep: error: {e}", file=sys.stderr)

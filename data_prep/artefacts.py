@@ -208,9 +208,7 @@ def resolve_split(meta: dict[str, Any], split: str) -> str:
     return split
 
 
-def load_split(
-    root: Path | str, split: str, mmap: bool = True
-) -> dict[str, np.ndarray]:
+def load_split(root: Path | str, split: str, mmap: bool = True) -> dict[str, np.ndarray]:
     """All arrays of one split, memory-mapped read-only by default."""
     root = Path(root)
     meta = load_meta(root)
@@ -229,7 +227,7 @@ def split_indices(n: int, fractions: tuple[float, ...], seed: int) -> list[np.nd
     perm = np.random.default_rng(seed).permutation(n)
     parts, start = [], 0
     for i, f in enumerate(fractions):
-        stop = n if i == len(fractions) - 1 else start + int(round(f * n))
+        stop = n if i == len(fractions) - 1 else start + round(f * n)
         parts.append(np.sort(perm[start:stop]))
         start = stop
     return parts

@@ -108,7 +108,9 @@ def generate_raw(raw_dir: Path, name: str, n_train_total: int, n_test: int, seed
     for split, names in files.items():
         labels = rng.integers(0, k, size=totals[split])
         x = synth_images(labels, k, seed, rng)
-        for fname, idx in zip(names, np.array_split(np.arange(len(labels)), len(names)), strict=True):
+        for fname, idx in zip(
+            names, np.array_split(np.arange(len(labels)), len(names)), strict=True
+        ):
             extra = {b"coarse_labels": [int(v) // 5 for v in labels[idx]]} if k == 100 else {}
             _write_batch(d / fname, x[idx], labels[idx], lay["label_key"], extra)
     meta = (
@@ -121,8 +123,12 @@ def generate_raw(raw_dir: Path, name: str, n_train_total: int, n_test: int, seed
     )
     with open(d / lay["meta"], "wb") as f:
         pickle.dump(meta, f, protocol=2)
-    return {"seed": seed, "train_total": n_train_total, "test": n_test,
-            "rule": "class = seeded smooth colour prototype + Gaussian noise (sd 25)"}
+    return {
+        "seed": seed,
+        "train_total": n_train_total,
+        "test": n_test,
+        "rule": "class = seeded smooth colour prototype + Gaussian noise (sd 25)",
+    }
 
 
 def generate(ctx: Context) -> dict[str, Any]:
@@ -142,7 +148,7 @@ def _unpickle(path: Path) -> dict:
         raise DataError(f"{path} not found: expected a pickled CIFAR batch")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")  # noqa: S301 - the CIFAR format
+            return pickle.load(f, encoding="bytes")
     except Exception as e:
         raise DataError(f"{path}: not a readable pickled CIFAR batch ({e}); re-download") from e
 
@@ -190,8 +196,10 @@ def _from_tfds(ctx: Context) -> Raw:
     out = {}
     for split in ("train", "test"):
         d = tfds_load(loader_id(ctx.spec, "tfds"), split)
-        out[split] = (np.asarray(d["image"]).transpose(0, 3, 1, 2),  # (N,32,32,3) -> (N,3,32,32)
-                      np.asarray(d["label"], np.int32))
+        out[split] = (
+            np.asarray(d["image"]).transpose(0, 3, 1, 2),  # (N,32,32,3) -> (N,3,32,32)
+            np.asarray(d["label"], np.int32),
+        )
     return out
 
 
@@ -204,12 +212,16 @@ def fetch_raw(ctx: Context, name: str) -> Path | Raw:
             if archive.is_dir():
                 return archive
             if not (ctx.raw_dir / LAYOUT[name]["dir"]).is_dir():
-                dl.extract_tar(archive, ctx.raw_dir, members_with=[LAYOUT[name]["dir"] + "/"],
-                               progress=ctx.progress)
+                dl.extract_tar(
+                    archive,
+                    ctx.raw_dir,
+                    members_with=[LAYOUT[name]["dir"] + "/"],
+                    progress=ctx.progress,
+                )
             return ctx.raw_dir
         try:
             raw = _from_hf(ctx, name) if kind == "hf" else _from_tfds(ctx)
-        except Exception as e:  # noqa: BLE001 - any loader failure falls back to the next
+        except Exception as e:
             errors.append(f"{kind}: {type(e).__name__}: {e}")
             continue
         ctx.source_detail["loader"] = f"{kind}:{loader_id(ctx.spec, kind)}"
@@ -254,10 +266,19 @@ def preprocess(ctx: Context, raw: Path | Raw) -> dict[str, Any]:
         meta = ctx.meta_base()
         pad = (-mean / std).reshape(3).tolist()
         meta.update(
-            normalisation={"mean": NORMALISATION[name]["mean"], "std": NORMALISATION[name]["std"],
-                           "applied": "x / 255, then (x - mean) / std per channel"},
-            augmentation={"split": "train", "crop": 32, "padding": 4, "pad_value": pad,
-                          "hflip": True, "note": "pad value = black pixel after normalisation"},
+            normalisation={
+                "mean": NORMALISATION[name]["mean"],
+                "std": NORMALISATION[name]["std"],
+                "applied": "x / 255, then (x - mean) / std per channel",
+            },
+            augmentation={
+                "split": "train",
+                "crop": 32,
+                "padding": 4,
+                "pad_value": pad,
+                "hflip": True,
+                "note": "pad value = black pixel after normalisation",
+            },
             split_seed=SPLIT_SEED,
             raw_checksums=checksums,
             provenance=provenance(ctx.seed, ctx.started),

@@ -193,8 +193,10 @@ class Vocab:
         counts: Counter[str] = Counter()
         for seq in sequences:
             counts.update(seq)
-        kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIALS),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_freq and t not in SPECIALS),
+            key=lambda t: (-counts[t], t),
+        )
         return cls([*SPECIALS, *kept], min_freq)
 
     def __len__(self) -> int:
@@ -247,14 +249,14 @@ def loader_order(ctx: Context) -> list[str]:
 
 def hf_load(dataset_id: str) -> Any:
     """Thin wrapper around `datasets.load_dataset` (mocked in tests: no network there)."""
-    import datasets  # noqa: PLC0415 - optional dependency
+    import datasets
 
     return datasets.load_dataset(dataset_id)
 
 
 def tfds_load(name: str, split: str) -> dict[str, np.ndarray]:
     """Thin wrapper around TFDS: the whole split as numpy arrays (mocked in tests)."""
-    import tensorflow_datasets as tfds  # noqa: PLC0415 - optional dependency
+    import tensorflow_datasets as tfds
 
     return tfds.as_numpy(tfds.load(name, split=split, batch_size=-1))
 
@@ -268,7 +270,7 @@ def loader_id(spec: DatasetSpec, kind: str) -> str:
 
 def content_sha256(*arrays: Any) -> str:
     """Digest of loader output (no archive to hash): arrays or lists of strings."""
-    import hashlib  # noqa: PLC0415
+    import hashlib
 
     h = hashlib.sha256()
     for a in arrays:

@@ -60,7 +60,9 @@ def simulate_exposure(rng: np.random.Generator, sky: float, galaxy_field: bool =
         cy, cx = rng.uniform(0, SIZE, 2)
         sig = rng.uniform(0.9, 1.6)
         flux = rng.lognormal(7.5, 1.2)
-        signal += flux / (2 * np.pi * sig**2) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sig**2))
+        signal += (
+            flux / (2 * np.pi * sig**2) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sig**2))
+        )
     for k in range(rng.integers(2, 6) + (1 if galaxy_field else 0)):
         cy, cx = rng.uniform(32, SIZE - 32, 2)
         scale = rng.uniform(12, 40) if (k == 0 and galaxy_field) else rng.uniform(2, 8)
@@ -101,8 +103,12 @@ def generate(ctx: Context) -> dict[str, Any]:
     plan = {
         # split -> [(filter, field, n exposures)]: GAL fields hold the counted files; a non-GAL
         # field and another filter are written too, to exercise the selection.
-        "train": [(FILTER, gal[0], n_train - n_train // 2), (FILTER, gal[1], n_train // 2),
-                  (FILTER, "10595_7", 2), ("f606w", gal[0], 2)],
+        "train": [
+            (FILTER, gal[0], n_train - n_train // 2),
+            (FILTER, gal[1], n_train // 2),
+            (FILTER, "10595_7", 2),
+            ("f606w", gal[0], 2),
+        ],
         "test": [(FILTER, gal[2], n_test), (FILTER, "9442_1", 1)],
     }
     total = sum(n for v in plan.values() for *_, n in v)
@@ -119,8 +125,11 @@ def generate(ctx: Context) -> dict[str, Any]:
                 np.save(d / f"{i + 1}_crop0.npy", arr)
                 bar.update()
     bar.close()
-    info = {"seed": ctx.seed, "plan": {k: [list(x) for x in v] for k, v in plan.items()},
-            "simulator": "sky + stars + exponential galaxies + noise + CR tracks/hits"}
+    info = {
+        "seed": ctx.seed,
+        "plan": {k: [list(x) for x in v] for k, v in plan.items()},
+        "simulator": "sky + stars + exponential galaxies + noise + CR tracks/hits",
+    }
     ctx.generator_info = info
     return info
 
@@ -157,7 +166,7 @@ def load_exposure(f: Path) -> tuple[np.ndarray, float]:
     """((3, 128, 128) cropped [image, mask, ignore], sky level)."""
     try:
         arr = np.load(f, mmap_mode="r")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DataError(f"{f}: unreadable .npy ({e})") from e
     if arr.ndim != 3 or arr.shape[0] not in (2, 3) or min(arr.shape[1:]) < CROP.stop:
         raise DataError(
@@ -194,15 +203,19 @@ def preprocess(ctx: Context, raw: Path) -> dict[str, Any]:
     train_files, unk1 = list_files(bases["train"])
     test_files, unk2 = list_files(bases["test"])
     if not train_files or not test_files:
-        raise DataError(f"no {FILTER} GAL exposures under {raw} (train {len(train_files)}, "
-                        f"test {len(test_files)})")
+        raise DataError(
+            f"no {FILTER} GAL exposures under {raw} (train {len(train_files)}, "
+            f"test {len(test_files)})"
+        )
     n_tr = int(len(train_files) * 0.9)
     parts = {"train": train_files[:n_tr], "val": train_files[n_tr:], "test": test_files}
     with ArtefactWriter(ctx.out_dir) as w:
         for split, files in parts.items():
             n = len(files)
-            arrs = {k: w.open(split, k, (n, 1, 128, 128), np.float32)
-                    for k in ("inputs", "targets", "ignore")}  # (N, 1, 128, 128) each
+            arrs = {
+                k: w.open(split, k, (n, 1, 128, 128), np.float32)
+                for k in ("inputs", "targets", "ignore")
+            }  # (N, 1, 128, 128) each
             sky = np.zeros(n, np.float32)
             for i, f in enumerate(tqdm(files, desc=f"cosmic {split}", disable=pbar_disable(ctx))):
                 crop, sky[i] = load_exposure(f)
@@ -214,12 +227,17 @@ def preprocess(ctx: Context, raw: Path) -> dict[str, Any]:
         meta = ctx.meta_base()
         meta.update(
             normalisation=None,
-            arrays={"inputs": "image (sky subtracted), crop [64:192, 64:192]",
-                    "targets": "cosmic-ray mask in {0, 1}",
-                    "ignore": "1 = exclude from loss and metric (bad pixels, saturation)",
-                    "sky": "sky level of the exposure (sky.npy[N - 1])"},
-            augmentation={"split": "train", "sky": list(SKY_AUG),
-                          "rule": "inputs + sky * U(-0.9, 3), per sample and epoch"},
+            arrays={
+                "inputs": "image (sky subtracted), crop [64:192, 64:192]",
+                "targets": "cosmic-ray mask in {0, 1}",
+                "ignore": "1 = exclude from loss and metric (bad pixels, saturation)",
+                "sky": "sky level of the exposure (sky.npy[N - 1])",
+            },
+            augmentation={
+                "split": "train",
+                "sky": list(SKY_AUG),
+                "rule": "inputs + sky * U(-0.9, 3), per sample and epoch",
+            },
             loss="BCE-with-logits on logits * (1 - ignore) vs targets * (1 - ignore)",
             metric="1 - AUROC on probabilities (NAS-Bench-360 thresholded logits at 0.5)",
             selection={"filter": FILTER, "field_type": "GAL", "unknown_fields": unk1 + unk2},

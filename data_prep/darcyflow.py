@@ -139,8 +139,14 @@ def generate(ctx: Context, resolution: int = RES) -> dict[str, Any]:
         rng = np.random.default_rng([ctx.seed, smooth])
         path = ctx.raw_dir / f"piececonst_r{resolution}_N{n}_smooth{smooth}.mat"
         generate_file(path, n, resolution, rng, ctx.progress)
-    info = {"seed": ctx.seed, "resolution": resolution, "smooth1": n1, "smooth2": n2,
-            "grf": {"alpha": 2.0, "tau": 3.0}, "coefficient": "12 where U >= 0 else 3"}
+    info = {
+        "seed": ctx.seed,
+        "resolution": resolution,
+        "smooth1": n1,
+        "smooth2": n2,
+        "grf": {"alpha": 2.0, "tau": 3.0},
+        "coefficient": "12 where U >= 0 else 3",
+    }
     ctx.generator_info = info
     return info
 
@@ -149,7 +155,9 @@ def generate(ctx: Context, resolution: int = RES) -> dict[str, Any]:
 
 
 def find_file(raw: Path, smooth: int) -> Path:
-    hits = sorted(p for p in raw.glob(f"piececonst_r*_N*_smooth{smooth}.mat") if _NAME.match(p.name))
+    hits = sorted(
+        p for p in raw.glob(f"piececonst_r*_N*_smooth{smooth}.mat") if _NAME.match(p.name)
+    )
     if len(hits) != 1:
         raise DataError(
             f"expected exactly one piececonst_r<r>_N<n>_smooth{smooth}.mat in {raw}, found "
@@ -181,10 +189,10 @@ def read_variable(path: Path, name: str, n_max: int) -> np.ndarray:
             sub = d[: RES * k : k, : RES * k : k, :n]  # (85, 85, n) in (j, i, sample) order
             return np.ascontiguousarray(np.transpose(sub, (2, 1, 0)), dtype=np.float64)
     try:
-        import scipy.io  # noqa: PLC0415
+        import scipy.io
 
         mat = scipy.io.loadmat(path, variable_names=[name])
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DataError(f"{path}: neither HDF5 (v7.3) nor a readable v5 .mat ({e})") from e
     if name not in mat:
         raise DataError(f"{path}: variable '{name}' missing; expected 'coeff' and 'sol'")
@@ -240,7 +248,7 @@ def preprocess(ctx: Context, raw: Path) -> dict[str, Any]:
     if coeff1.shape != sol1.shape or coeff2.shape != sol2.shape:
         raise DataError(f"{f1.name}/{f2.name}: 'coeff' and 'sol' differ in shape")
     n = len(coeff1)
-    v0 = min(int(round(n * VAL_FROM / N_TRAIN)), n - 2)  # 900 of 1000; >= 2 on tiny data
+    v0 = min(round(n * VAL_FROM / N_TRAIN), n - 2)  # 900 of 1000; >= 2 on tiny data
     x_mean, x_std = normaliser(coeff1)
     y_mean, y_std = normaliser(sol1)
     grid = np.linspace(0.0, 1.0, RES)

@@ -120,7 +120,7 @@ def _open(url: str, start: int, timeout: float):
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if start > 0:
         req.add_header("Range", f"bytes={start}-")
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s)/file only
+    return urllib.request.urlopen(req, timeout=timeout)
 
 
 def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:

@@ -9,8 +9,8 @@ loaders, published checksums) and the generator defaults. `artefact_paths` lists
 from __future__ import annotations
 
 import importlib
-from fnmatch import fnmatch
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal

@@ -43,8 +43,11 @@ def preprocess(ctx: Context, raw: Path | cifar.Raw) -> dict[str, Any]:
     data, checksums = cifar.load_raw(ctx, raw, "cifar10")
     x_train, y_train = data["train"]
     tr, va = cifar.train_val_split(len(x_train))
-    parts = {"train": (x_train[tr], y_train[tr]), "val": (x_train[va], y_train[va]),
-             "test": data["test"]}
+    parts = {
+        "train": (x_train[tr], y_train[tr]),
+        "val": (x_train[va], y_train[va]),
+        "test": data["test"],
+    }
     with ArtefactWriter(ctx.out_dir) as w:
         for split, (x, y) in parts.items():
             gray = to_grayscale(x).reshape(len(x), 1, -1)  # (N, 32, 32) -> (N, 1, 1024)
@@ -52,8 +55,11 @@ def preprocess(ctx: Context, raw: Path | cifar.Raw) -> dict[str, Any]:
             w.save(split, "targets", y.astype(np.int32))
         meta = ctx.meta_base()
         meta.update(
-            normalisation={"mean": MEAN, "std": STD,
-                           "applied": "PIL grayscale, x / 255, (x - mean) / std"},
+            normalisation={
+                "mean": MEAN,
+                "std": STD,
+                "applied": "PIL grayscale, x / 255, (x - mean) / std",
+            },
             image_shape=[32, 32],
             split_seed=cifar.SPLIT_SEED,
             raw_checksums=checksums,

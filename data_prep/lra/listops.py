@@ -36,7 +36,10 @@ class _TooLong(Exception):
 
 
 def random_tree(
-    rng: random.Random, depth: int = 1, max_depth: int = 10, max_args: int = 10,
+    rng: random.Random,
+    depth: int = 1,
+    max_depth: int = 10,
+    max_args: int = 10,
     budget: int = 2000,
 ) -> tuple[Tree, int]:
     """LRA's recursive tree: (tree, length). Gives up (_TooLong) once the length reaches
@@ -122,8 +125,13 @@ def generate(ctx: Context, min_length: int = 500, max_length: int = 2000) -> dic
             for _ in range(n):
                 s, v = next(rows)
                 f.write(f"{s}\t{v}\n")
-    info = {"seed": ctx.seed, "sizes": sizes, "min_length": min_length, "max_length": max_length,
-            "algorithm": "LRA listops tree(depth=1, max_depth=10, max_args=10), seeded"}
+    info = {
+        "seed": ctx.seed,
+        "sizes": sizes,
+        "min_length": min_length,
+        "max_length": max_length,
+        "algorithm": "LRA listops tree(depth=1, max_depth=10, max_args=10), seeded",
+    }
     ctx.generator_info = info
     return info
 
@@ -163,7 +171,9 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
     d = raw_root / DIR_NAME
     data = {
         split: read_tsv(d / name)
-        for split, name in tqdm(SPLIT_FILES.items(), desc="listops", disable=None if ctx.progress else True)
+        for split, name in tqdm(
+            SPLIT_FILES.items(), desc="listops", disable=None if ctx.progress else True
+        )
     }
     vocab = Vocab.build(data["train"][0], min_freq=1)
     with ArtefactWriter(ctx.out_dir) as w:

@@ -263,8 +263,9 @@ def generate(ctx: Context) -> dict[str, Any]:
     # 80/10/10 of the pool; at least 20 images so val and test hold 2 each (train >= --size)
     n_total = max(math.ceil(ctx.n_train() / 0.8), 20)
     root = ctx.raw_dir / RAW_DIR[name] / CONTOUR_DIR
-    info = generate_raw(root, PARAMS[name], n_total, ctx.seed, max(1, math.ceil(n_total / 4)),
-                        ctx.progress)
+    info = generate_raw(
+        root, PARAMS[name], n_total, ctx.seed, max(1, math.ceil(n_total / 4)), ctx.progress
+    )
     ctx.generator_info = info
     return info
 
@@ -321,7 +322,7 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
     p = PARAMS[name]
     root = raw_root / RAW_DIR[name] / CONTOUR_DIR
     if not root.is_dir():
-        from data_prep.common import find_dir  # noqa: PLC0415
+        from data_prep.common import find_dir
 
         root = find_dir(raw_root, f"{RAW_DIR[name]}/{CONTOUR_DIR}")
     entries = read_metadata(root)
@@ -359,8 +360,10 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
             meta = ctx.meta_base()
             meta.update(
                 image_shape=[p.size, p.size],
-                normalisation={"applied": "x / 255 -> [0, 1]",
-                               "note": "paper Appx. D.1 says [-1, 1]: use 2x - 1 for that"},
+                normalisation={
+                    "applied": "x / 255 -> [0, 1]",
+                    "note": "paper Appx. D.1 says [-1, 1]: use 2x - 1 for that",
+                },
                 skipped_empty_images=skipped,
                 split_seed=SPLIT_SEED,
                 raw_checksums=hash_raw_files(

@@ -46,8 +46,29 @@ Examples = dict[str, tuple[list[str], np.ndarray]]  # split -> (texts, labels)
 
 _POS = ("great", "wonderful", "excellent", "loved", "brilliant", "superb", "moving", "best")
 _NEG = ("awful", "boring", "terrible", "hated", "dull", "worst", "weak", "waste")
-_FILL = ("the", "film", "movie", "plot", "actor", "scene", "story", "was", "and", "a", "it",
-         "this", "of", "with", "director", "ending", "music", "but", "very", "quite", "so")
+_FILL = (
+    "the",
+    "film",
+    "movie",
+    "plot",
+    "actor",
+    "scene",
+    "story",
+    "was",
+    "and",
+    "a",
+    "it",
+    "this",
+    "of",
+    "with",
+    "director",
+    "ending",
+    "music",
+    "but",
+    "very",
+    "quite",
+    "so",
+)
 
 
 def _review(rng: random.Random, positive: bool) -> str:
@@ -135,14 +156,18 @@ def fetch(ctx: Context) -> Path | Examples:
                     return archive
                 dest = ctx.raw_dir
                 if not (dest / "aclImdb" / "train").is_dir():
-                    dl.extract_tar(archive, dest, members_with=["aclImdb/train/", "aclImdb/test/"],
-                                   progress=ctx.progress)
+                    dl.extract_tar(
+                        archive,
+                        dest,
+                        members_with=["aclImdb/train/", "aclImdb/test/"],
+                        progress=ctx.progress,
+                    )
                 return dest
         except DataError:
             if kind == "raw":
                 raise
             continue
-        except Exception as e:  # noqa: BLE001 - any loader failure falls back to the next
+        except Exception as e:
             errors.append(f"{kind}: {type(e).__name__}: {e}")
             continue
         ctx.source_detail["loader"] = f"{kind}:{loader_id(ctx.spec, kind)}"

@@ -10,13 +10,34 @@ from data_prep.__main__ import main
 from data_prep.iterator import BatchIterator
 
 NAMES = list(registry.DATASETS)
-REQUIRED = {"dataset", "source", "splits", "task", "data_dim", "input_shape", "normalisation",
-            "raw_checksums", "generator", "substitute", "provenance"}
+REQUIRED = {
+    "dataset",
+    "source",
+    "splits",
+    "task",
+    "data_dim",
+    "input_shape",
+    "normalisation",
+    "raw_checksums",
+    "generator",
+    "substitute",
+    "provenance",
+}
 
 
 def test_all_ten_datasets_registered():
-    assert NAMES == ["listops", "text", "retrieval", "image", "pathfinder", "pathx", "cifar10",
-                     "cifar100", "darcyflow", "cosmic"]
+    assert NAMES == [
+        "listops",
+        "text",
+        "retrieval",
+        "image",
+        "pathfinder",
+        "pathx",
+        "cifar10",
+        "cifar100",
+        "darcyflow",
+        "cosmic",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -70,8 +91,10 @@ def test_generate_to_batches(name, generated):
 
 @pytest.mark.parametrize("name", ["listops", "darcyflow"])
 def test_cli_generate(name, tmp_path, capsys):
-    assert main([name, "--source", "generate", "--out", str(tmp_path), "--size", "5",
-                 "--no-progress"]) == 0
+    assert (
+        main([name, "--source", "generate", "--out", str(tmp_path), "--size", "5", "--no-progress"])
+        == 0
+    )
     assert (tmp_path / "meta.json").is_file()
     assert name in capsys.readouterr().out
 

@@ -25,8 +25,12 @@ def evaluate_tokens(tokens: list[str]) -> int:
             while not isinstance(stack[-1], str):
                 args.append(stack.pop())
             op = stack.pop()
-            v = {"[MIN": min, "[MAX": max, "[MED": lambda a: int(np.median(a)),
-                 "[SM": lambda a: sum(a) % 10}[op](args)
+            v = {
+                "[MIN": min,
+                "[MAX": max,
+                "[MED": lambda a: int(np.median(a)),
+                "[SM": lambda a: sum(a) % 10,
+            }[op](args)
             stack.append(v)
         else:
             stack.append(int(t))

@@ -24,7 +24,7 @@ def test_markers_on_one_stroke_iff_label_1(name, n):
         img, centres = pf.draw_sample_with_markers(rng, p, label)
         assert img.shape == (p.size, p.size) and img.dtype == np.uint8
         comp, n_comp = ndi.label(img > 0, structure=EIGHT)
-        a, b = (comp[int(round(y)), int(round(x))] for y, x in centres)
+        a, b = (comp[round(y), round(x)] for y, x in centres)
         assert a > 0 and b > 0, "markers must be drawn"
         assert (a == b) == (label == 1), (i, label)
         assert n_comp >= 2  # two target snakes at least
@@ -64,8 +64,9 @@ def _copy_raw(tmp_path):
 def test_empty_png_is_skipped_and_listed(tmp_path):
     root = _copy_raw(tmp_path)
     (root / "imgs" / "0" / "sample_1.png").write_bytes(b"")
-    meta = prepare("pathfinder", "download", tmp_path / "o", files=[str(tmp_path / "raw")],
-                   progress=False)
+    meta = prepare(
+        "pathfinder", "download", tmp_path / "o", files=[str(tmp_path / "raw")], progress=False
+    )
     assert meta["skipped_empty_images"] == ["imgs/0/sample_1.png"]
     assert sum(s["size"] for s in meta["splits"].values()) == 19
 

@@ -11,12 +11,12 @@ from tests.data_prep.conftest import assert_no_artefact
 
 
 def test_pairs_encoded_separately(generated):
-    out, meta = generated("retrieval")
+    out, _meta = generated("retrieval")
     x = np.load(out / "train" / "inputs.npy")
     lengths = np.load(out / "train" / "lengths.npy")
     assert x.shape[1:] == (2, 4000) and lengths.shape == (len(x), 2)
     raw = (out / "raw" / "tsv_data" / "new_aan_pairs.train.tsv").read_text().splitlines()
-    for row, ls, line in zip(x, lengths, raw, strict=True):
+    for ls, line in zip(lengths, raw, strict=True):
         f = line.split("\t")
         assert ls.tolist() == [len(f[3]) + 1, len(f[4]) + 1]  # characters + <eos>
 

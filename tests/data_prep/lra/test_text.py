@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
 from data_prep.iterator import BatchIterator
 from data_prep.lra import text
 from data_prep.pipeline import prepare
@@ -25,8 +26,10 @@ def test_layout_vocab_and_alias(generated):
 
 
 def _fake_reviews(n):
-    return {"text": [("good " if i % 2 else "bad ") * 30 + "!" for i in range(n)],
-            "label": [i % 2 for i in range(n)]}
+    return {
+        "text": [("good " if i % 2 else "bad ") * 30 + "!" for i in range(n)],
+        "label": [i % 2 for i in range(n)],
+    }
 
 
 def test_hf_loader_path(tmp_path, monkeypatch):
