@@ -1,0 +1,10 @@
+"""One exception type for every data problem (spec/data.md; issue 4 "one clear error").
+
+Messages name the file (or key, or shape), say what was expected and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class DataError(RuntimeError):
+    """A raw input, download or artefact is missing, corrupt or not in the expected layout."""

@@ -1,0 +1,58 @@
+"""One entry for every dataset: raw layout (download or generator) -> the same preprocessing ->
+artefacts (issue 4, deliverable 1). `--source generate` writes the real raw layout into
+DIR/raw and then runs exactly the parser the download path runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from data_prep import registry
+from data_prep.common import Context
+from data_prep.errors import DataError
+
+
+def prepare(
+    name: str,
+    source: str,
+    out: Path | str,
+    *,
+    size: int | None = None,
+    seed: int | None = None,
+    urls: Sequence[str] = (),
+    files: Sequence[str] = (),
+    loader: str = "auto",
+    checksums: Path | str | None = None,
+    cache: Path | str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Prepare dataset `name` into `out`; returns the meta.json content."""
+    spec = registry.get(name)
+    if source not in ("download", "generate"):
+        raise DataError(f"--source must be 'download' or 'generate', got '{source}'")
+    if loader not in ("auto", "hf", "tfds", "raw"):
+        raise DataError(f"--loader must be one of auto, hf, tfds, raw; got '{loader}'")
+    if size is not None and size < 1:
+        raise DataError(f"--size must be a positive number of training examples, got {size}")
+    ctx = Context(
+        spec=spec,
+        out_dir=Path(out),
+        source=source,
+        size=size,
+        seed=spec.generate_seed if seed is None else int(seed),
+        urls=tuple(urls),
+        files=tuple(files),
+        loader=loader,
+        checksums=Path(checksums) if checksums else None,
+        cache=Path(cache) if cache else None,
+        progress=progress,
+    )
+    mod = spec.load_module()
+    if source == "generate":
+        mod.generate(ctx)
+        raw = ctx.raw_dir
+    else:
+        raw = mod.fetch(ctx)
+    return mod.preprocess(ctx, raw)

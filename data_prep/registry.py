@@ -1,0 +1,331 @@
+"""The ten datasets of the paper (Appx. D.1-D.3) as data: what Snakemake rules and configs read.
+
+Per dataset: family, task, data dimension, input kind, the paper's full-size input shape,
+channels / vocabulary, classes / outputs, splits, download sources (URLs, mirrors, ecosystem
+loaders, published checksums) and the generator defaults. `artefact_paths` lists the files
+`python -m data_prep <name> --out DIR` produces, for rule outputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from data_prep.errors import DataError
+
+Task = Literal["global", "dense", "retrieval"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One raw file (or loader) a dataset needs; `key` is its name in checksums.json."""
+
+    key: str
+    urls: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    published: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    pattern: str = ""  # fnmatch pattern a user --file name may match instead of `key`
+
+    def matches(self, filename: str) -> bool:
+        return filename == self.key or bool(self.pattern and fnmatch(filename, self.pattern))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    family: str
+    module: str
+    task: Task
+    data_dim: int
+    input_kind: Literal["tokens", "continuous"]
+    input_shape: tuple[int, ...]  # spatial shape at full size (paper), e.g. (2048,) or (32, 32)
+    in_channels: int | None  # continuous inputs
+    vocab_size: int | None  # token inputs: the value on full data (approximate for IMDB)
+    num_classes: int | None  # global / retrieval tasks
+    out_channels: int | None  # dense tasks
+    splits: tuple[str, ...]
+    arrays: tuple[str, ...]  # arrays per split
+    full_sizes: dict[str, int]
+    sources: tuple[Source, ...]
+    loaders: tuple[str, ...] = ()  # ecosystem loaders tried before the raw archive
+    split_aliases: dict[str, str] = field(default_factory=dict)
+    extras: tuple[str, ...] = ()  # extra artefact files (relative paths)
+    generate_size: int = 64  # default --size for --source generate (training examples)
+    generate_seed: int = 0
+    substitute_when_generated: bool = False  # generated data is a format substitute
+    notes: str = ""
+
+    def load_module(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+LRA_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
+LRA = Source(
+    key="lra_release.gz",
+    urls=(LRA_URL,),
+    note="gzipped tar despite the name, ~8.2 GB; no published checksum (trust on first use). "
+    "An already extracted `lra_release` directory can be passed with --file.",
+)
+IMDB = Source(
+    key="aclImdb_v1.tar.gz",
+    urls=("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",),
+    published={"sha256": "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"},
+)
+CIFAR10 = Source(
+    key="cifar-10-python.tar.gz",
+    urls=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    published={"md5": "c58f30108f718f92721af3b95e74349a", "size": 170498071},
+)
+CIFAR100 = Source(
+    key="cifar-100-python.tar.gz",
+    urls=("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
+    published={"md5": "eb9058c3a382ffc7106e4002c42a8d85"},
+)
+_GONE = (
+    "The original NAS-Bench-360 S3 URL has answered 403 since 2022 and no stable public URL "
+    "exists; pass a local copy with --file PATH or a mirror with --url URL."
+)
+DARCY = tuple(
+    Source(
+        key=f"piececonst_r421_N1024_smooth{i}.mat",
+        note=_GONE + " (FNO authors' Google Drive)",
+        pattern=f"piececonst_r*_N*_smooth{i}.mat",
+    )
+    for i in (1, 2)
+)
+COSMIC = tuple(
+    Source(key=f"deepCR.ACS-WFC.{s}.tar", note=_GONE, pattern=f"*{s}*.tar*")
+    for s in ("train", "test")
+)
+
+_TOKEN_ARRAYS = ("inputs", "targets", "lengths")
+
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in (
+        DatasetSpec(
+            name="listops",
+            family="lra",
+            module="data_prep.lra.listops",
+            task="global",
+            data_dim=1,
+            input_kind="tokens",
+            input_shape=(2048,),
+            in_channels=None,
+            vocab_size=18,
+            num_classes=10,
+            out_channels=None,
+            splits=("train", "val", "test"),
+            arrays=_TOKEN_ARRAYS,
+            full_sizes={"train": 96000, "val": 2000, "test": 2000},
+            sources=(LRA,),
+            extras=("vocab.json",),
+            generate_size=96,
+        ),
+        DatasetSpec(
+            name="text",
+            family="lra",
+            module="data_prep.lra.text",
+            task="global",
+            data_dim=1,
+            input_kind="tokens",
+            input_shape=(4096,),
+            in_channels=None,
+            vocab_size=135,
+            num_classes=2,
+            out_channels=None,
+            splits=("train", "test"),
+            arrays=_TOKEN_ARRAYS,
+            full_sizes={"train": 25000, "test": 25000},
+            sources=(IMDB,),
+            loaders=("hf:stanfordnlp/imdb", "tfds:imdb_reviews"),
+            split_aliases={"val": "test"},
+            extras=("vocab.json",),
+            generate_size=64,
+            substitute_when_generated=True,
+            notes="validation = test, as in LRA, S4 and CCNN",
+        ),
+        DatasetSpec(
+            name="retrieval",
+            family="lra",
+            module="data_prep.lra.retrieval",
+            task="retrieval",
+            data_dim=1,
+            input_kind="tokens",
+            input_shape=(4000,),
+            in_channels=None,
+            vocab_size=101,
+            num_classes=2,
+            out_channels=None,
+            splits=("train", "val", "test"),
+            arrays=_TOKEN_ARRAYS,
+            full_sizes={"train": 147086, "val": 18090, "test": 17437},
+            sources=(LRA,),
+            extras=("vocab.json",),
+            generate_size=64,
+            substitute_when_generated=True,
+            notes="inputs (N, 2, 4000): the two documents of a pair; lengths (N, 2)",
+        ),
+        DatasetSpec(
+            name="image",
+            family="lra",
+            module="data_prep.lra.image",
+            task="global",
+            data_dim=1,
+            input_kind="continuous",
+            input_shape=(1024,),
+            in_channels=1,
+            vocab_size=None,
+            num_classes=10,
+            out_channels=None,
+            splits=("train", "val", "test"),
+            arrays=("inputs", "targets"),
+            full_sizes={"train": 45000, "val": 5000, "test": 10000},
+            sources=(CIFAR10,),
+            loaders=("hf:uoft-cs/cifar10", "tfds:cifar10"),
+            generate_size=90,
+            substitute_when_generated=True,
+        ),
+        DatasetSpec(
+            name="pathfinder",
+            family="lra",
+            module="data_prep.lra.pathfinder",
+            task="global",
+            data_dim=1,
+            input_kind="continuous",
+            input_shape=(1024,),
+            in_channels=1,
+            vocab_size=None,
+            num_classes=2,
+            out_channels=None,
+            splits=("train", "val", "test"),
+            arrays=("inputs", "targets"),
+            full_sizes={"train": 160000, "val": 20000, "test": 20000},
+            sources=(LRA,),
+            generate_size=80,
+        ),
+        DatasetSpec(
+            name="pathx",
+            family="lra",
+            module="data_prep.lra.pathfinder",
+            task="global",
+            data_dim=1,
+            input_kind="continuous",
+            input_shape=(16384,),
+            in_channels=1,
+            vocab_size=None,
+            num_classes=2,
+            out_channels=None,
+            splits=("train", "val", "test"),
+            arrays=("inputs", "targets"),
+            full_sizes={"train": 160000, "val": 20000, "test": 20000},
+            sources=(LRA,),
+            generate_size=40,
+        ),
+        DatasetSpec(
+            name="cifar10",
+            family="cifar",
+            module="data_prep.cifar",
+            task="global",
+            data_dim=2,
+            input_kind="continuous",
+            input_shape=(32, 32),
+            in_channels=3,
+            vocab_size=None,
+            num_classes=10,
+            out_channels=None,
+            splits=("train", "val", "test"),
+            arrays=("inputs", "targets"),
+            full_sizes={"train": 45000, "val": 5000, "test": 10000},
+            sources=(CIFAR10,),
+            loaders=("hf:uoft-cs/cifar10", "tfds:cifar10"),
+            generate_size=90,
+            substitute_when_generated=True,
+        ),
+        DatasetSpec(
+            name="cifar100",
+            family="cifar",
+            module="data_prep.cifar",
+            task="global",
+            data_dim=2,
+            input_kind="continuous",
+            input_shape=(32, 32),
+            in_channels=3,
+            vocab_size=None,
+            num_classes=100,
+            out_channels=None,
+            splits=("train", "val", "test"),
+            arrays=("inputs", "targets"),
+            full_sizes={"train": 45000, "val": 5000, "test": 10000},
+            sources=(CIFAR100,),
+            loaders=("hf:uoft-cs/cifar100", "tfds:cifar100"),
+            generate_size=180,
+            substitute_when_generated=True,
+        ),
+        DatasetSpec(
+            name="darcyflow",
+            family="nasbench360",
+            module="data_prep.darcyflow",
+            task="dense",
+            data_dim=2,
+            input_kind="continuous",
+            input_shape=(85, 85),
+            in_channels=3,
+            vocab_size=None,
+            num_classes=None,
+            out_channels=1,
+            splits=("train", "val", "test"),
+            arrays=("inputs", "targets"),
+            full_sizes={"train": 1000, "val": 100, "test": 100},
+            sources=DARCY,
+            extras=(
+                "normaliser/x_mean.npy",
+                "normaliser/x_std.npy",
+                "normaliser/y_mean.npy",
+                "normaliser/y_std.npy",
+            ),
+            generate_size=20,
+            notes="val = train[900:1000] (NAS-Bench-360 search phase): search on train[:900]",
+        ),
+        DatasetSpec(
+            name="cosmic",
+            family="nasbench360",
+            module="data_prep.cosmic",
+            task="dense",
+            data_dim=2,
+            input_kind="continuous",
+            input_shape=(128, 128),
+            in_channels=1,
+            vocab_size=None,
+            num_classes=None,
+            out_channels=1,
+            splits=("train", "val", "test"),
+            arrays=("inputs", "targets", "ignore", "sky"),
+            full_sizes={"train": 4347, "val": 483, "test": 420},
+            sources=COSMIC,
+            generate_size=18,
+        ),
+    )
+}
+
+
+def get(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset '{name}'; valid: {', '.join(DATASETS)}") from None
+
+
+def artefact_paths(name: str, root: Path | str) -> list[Path]:
+    """Every file `python -m data_prep <name> --out root` writes (meta.json first)."""
+    spec, root = get(name), Path(root)
+    paths = [root / "meta.json"]
+    for split in spec.splits:
+        paths += [root / split / f"{a}.npy" for a in spec.arrays]
+    paths += [root / e for e in spec.extras]
+    return paths
