@@ -45,11 +45,21 @@ def torch_step_seconds(batch: int = 50, length: int = 2048, repeats: int = 2) ->
     try:
         import torch
 
-        from implementations.torch import build_model  # type: ignore[attr-defined]
+        from implementations.common.config import ModelConfig
+        from implementations.torch import build_model
     except ImportError:
         return None
     try:
-        model = build_model("ccnn", dataset="listops", depth=4, width=140)
+        cfg = ModelConfig(
+            variant="ccnn",
+            data_dim=1,
+            input_shape=(length,),
+            vocab_size=18,
+            out_size=10,
+            blocks=4,
+            width=140,
+        )
+        model = build_model(cfg)
         x = torch.randint(0, 18, (batch, length))
         y = torch.randint(0, 10, (batch,))
         times = []

@@ -57,10 +57,20 @@ def _solve_t(model, target: float, full: float) -> float:
 def bench_trim(repeats: int) -> list[dict]:
     rows = []
     cases = [
-        ("1d", ModelConfig(variant="krwd", data_dim=1, input_shape=(2048,), in_channels=1,
-                           out_size=10), 8),
-        ("2d", ModelConfig(variant="krwd", data_dim=2, input_shape=(32, 32), in_channels=3,
-                           out_size=10), 16),
+        (
+            "1d",
+            ModelConfig(
+                variant="krwd", data_dim=1, input_shape=(2048,), in_channels=1, out_size=10
+            ),
+            8,
+        ),
+        (
+            "2d",
+            ModelConfig(
+                variant="krwd", data_dim=2, input_shape=(32, 32), in_channels=3, out_size=10
+            ),
+            16,
+        ),
     ]
     for name, cfg, b in cases:
         torch.manual_seed(0)
@@ -76,27 +86,41 @@ def bench_trim(repeats: int) -> list[dict]:
             for mode in ("virtual", "trim"):
                 model.mode = mode
                 ms[mode] = _step_ms(model, x, repeats)
-            rows.append({
-                "bench": "trim_vs_virtual", "shape": "x".join(map(str, cfg.input_shape)),
-                "batch": b, "c_over_full": round(ratio, 4), "mask_t": round(t, 4),
-                "depth": len(arch),
-                "mean_width": round(sum(sum(r["width"]) / 3 for r in arch) / len(arch), 1),
-                "virtual_ms": round(ms["virtual"], 1), "trim_ms": round(ms["trim"], 1),
-                "trim_over_virtual": round(ms["trim"] / ms["virtual"], 3),
-                "goal": "<= 0.40" if target == 0.25 else ("<= 1.10" if target == 1.0 else ""),
-            })
-    cfg = ModelConfig(variant="ccnn", data_dim=1, input_shape=(2048,), vocab_size=18,
-                      out_size=10)
+            rows.append(
+                {
+                    "bench": "trim_vs_virtual",
+                    "shape": "x".join(map(str, cfg.input_shape)),
+                    "batch": b,
+                    "c_over_full": round(ratio, 4),
+                    "mask_t": round(t, 4),
+                    "depth": len(arch),
+                    "mean_width": round(sum(sum(r["width"]) / 3 for r in arch) / len(arch), 1),
+                    "virtual_ms": round(ms["virtual"], 1),
+                    "trim_ms": round(ms["trim"], 1),
+                    "trim_over_virtual": round(ms["trim"] / ms["virtual"], 3),
+                    "goal": "<= 0.40" if target == 0.25 else ("<= 1.10" if target == 1.0 else ""),
+                }
+            )
+    cfg = ModelConfig(variant="ccnn", data_dim=1, input_shape=(2048,), vocab_size=18, out_size=10)
     torch.manual_seed(0)
     model = build_model(cfg)
     x = torch.randint(0, 18, (8, 2048))
     ms = _step_ms(model, x, repeats)
-    rows.append({
-        "bench": "ccnn_vs_reference", "shape": "2048", "batch": 8, "c_over_full": 1.0,
-        "mask_t": "", "depth": 4, "mean_width": 140, "virtual_ms": REFERENCE_CCNN_MS,
-        "trim_ms": round(ms, 1), "trim_over_virtual": round(ms / REFERENCE_CCNN_MS, 3),
-        "goal": "<= 0.667 (reference CCNN code, performance.md)",
-    })
+    rows.append(
+        {
+            "bench": "ccnn_vs_reference",
+            "shape": "2048",
+            "batch": 8,
+            "c_over_full": 1.0,
+            "mask_t": "",
+            "depth": 4,
+            "mean_width": 140,
+            "virtual_ms": REFERENCE_CCNN_MS,
+            "trim_ms": round(ms, 1),
+            "trim_over_virtual": round(ms / REFERENCE_CCNN_MS, 3),
+            "goal": "<= 0.667 (reference CCNN code, performance.md)",
+        }
+    )
     return rows
 
 
@@ -113,10 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     w.writeheader()
     w.writerows(rows)
     write_atomic(f"{args.out}/trim.csv", buf.getvalue())
-    write_json(f"{args.out}/trim.json", provenance(
-        device=torch_device(), seed=0, repeats=args.repeats,
-        wall_s=round(time.perf_counter() - t0, 1),
-    ))
+    write_json(
+        f"{args.out}/trim.json",
+        provenance(
+            device=torch_device(),
+            seed=0,
+            repeats=args.repeats,
+            wall_s=round(time.perf_counter() - t0, 1),
+        ),
+    )
     print(buf.getvalue())
     return 0
 

@@ -31,8 +31,17 @@ SHAPES = {1: (128,), 2: (24, 24)}
 def run_one(variant: str, dd: int, steps: int, seed: int) -> dict:
     torch.manual_seed(seed)
     cfg = ModelConfig(
-        variant=variant, data_dim=dd, input_shape=SHAPES[dd], in_channels=1, out_size=2,
-        width=16, max_width=32, blocks=2, max_blocks=4, kernel_hidden=32, w0=3000.0,
+        variant=variant,
+        data_dim=dd,
+        input_shape=SHAPES[dd],
+        in_channels=1,
+        out_size=2,
+        width=16,
+        max_width=32,
+        blocks=2,
+        max_blocks=4,
+        kernel_hidden=32,
+        w0=3000.0,
     )
     model = build_model(cfg)
     x, y = (torch.from_numpy(a) for a in toy_problem(dd, SHAPES[dd], 512, seed=seed + 1))
@@ -53,14 +62,20 @@ def run_one(variant: str, dd: int, steps: int, seed: int) -> dict:
         acc = float((logits.argmax(-1) == yt).float().mean())
     arch = model.architecture()
     return {
-        "variant": variant, "data_dim": dd, "shape": "x".join(map(str, SHAPES[dd])),
-        "steps": steps, "final_train_loss": round(out["task_loss"], 4),
-        "test_loss": round(test_loss, 4), "test_acc": round(acc, 4),
-        "c_ratio": round(model.complexity_ratio(), 4), "depth": len(arch),
+        "variant": variant,
+        "data_dim": dd,
+        "shape": "x".join(map(str, SHAPES[dd])),
+        "steps": steps,
+        "final_train_loss": round(out["task_loss"], 4),
+        "test_loss": round(test_loss, 4),
+        "test_acc": round(acc, 4),
+        "c_ratio": round(model.complexity_ratio(), 4),
+        "depth": len(arch),
         "architecture": " | ".join(
             f"k{b['kernel_size']} r{b['resolution']} w{b['width']}" for b in arch
         ),
-        "wall_s": round(wall, 2), "config": cfg.to_dict(),
+        "wall_s": round(wall, 2),
+        "config": cfg.to_dict(),
     }
 
 
@@ -72,28 +87,39 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     rows = []
-    print(f"{'variant':>7} {'dim':>3} {'train':>7} {'test':>7} {'acc':>6} {'C/Ct':>6}  architecture")
+    header = ("variant", "dim", "train", "test", "acc", "C/Ct")
+    print("{:>7} {:>3} {:>7} {:>7} {:>6} {:>6}  architecture".format(*header))
     for dd in (1, 2):
         for variant in ("ccnn", "k", "kr", "krwd"):
             r = run_one(variant, dd, args.steps, args.seed)
             rows.append(r)
-            print(f"{r['variant']:>7} {dd:>2}D {r['final_train_loss']:7.3f} {r['test_loss']:7.3f} "
-                  f"{r['test_acc']:6.3f} {r['c_ratio']:6.2f}  {r['architecture']}")
+            print(
+                f"{r['variant']:>7} {dd:>2}D {r['final_train_loss']:7.3f} {r['test_loss']:7.3f} "
+                f"{r['test_acc']:6.3f} {r['c_ratio']:6.2f}  {r['architecture']}"
+            )
     buf = io.StringIO()
     fields = [k for k in rows[0] if k != "config"]
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     write_atomic(f"{args.out}/demo.csv", buf.getvalue())
-    write_json(f"{args.out}/demo.json", provenance(
-        seed=args.seed, device=torch_device(), wall_s=round(time.perf_counter() - t0, 2),
-        runs=rows,
-    ))
+    write_json(
+        f"{args.out}/demo.json",
+        provenance(
+            seed=args.seed,
+            device=torch_device(),
+            wall_s=round(time.perf_counter() - t0, 2),
+            runs=rows,
+        ),
+    )
     weak = [f"{r['variant']} {r['data_dim']}D" for r in rows if r["test_acc"] < 0.75]
-    print(f"wrote {args.out}/demo.csv; {len(rows) - len(weak)}/{len(rows)} runs above 75 % accuracy")
+    good = len(rows) - len(weak)
+    print(f"wrote {args.out}/demo.csv; {good}/{len(rows)} runs above 75 % accuracy")
     if weak:
-        print(f"note: {', '.join(weak)} did not learn the toy problem in {args.steps} steps (kernel "
-              "masks start at 3 taps; try --steps 300 or another --seed)")
+        print(
+            f"note: {', '.join(weak)} did not learn the toy problem in {args.steps} steps "
+            "(kernel masks start at 3 taps; try --steps 300 or another --seed)"
+        )
     return 0
 
 

@@ -15,14 +15,23 @@ from pipelines.toy import toy_problem
 @pytest.mark.parametrize(("dd", "shape"), [(1, (64,)), (2, (16, 16))])
 def test_50_adamw_steps_lower_the_loss_clearly(variant, dd, shape):
     torch.manual_seed(0)
-    cfg = ModelConfig(variant=variant, data_dim=dd, input_shape=shape, in_channels=1,
-                      out_size=2, width=12, max_width=24, blocks=2, max_blocks=4,
-                      kernel_hidden=32, w0=3000.0)
+    cfg = ModelConfig(
+        variant=variant,
+        data_dim=dd,
+        input_shape=shape,
+        in_channels=1,
+        out_size=2,
+        width=12,
+        max_width=24,
+        blocks=2,
+        max_blocks=4,
+        kernel_hidden=32,
+        w0=3000.0,
+    )
     model = build_model(cfg)
     x, y = toy_problem(dd, shape, 256, seed=1)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
-    opt, sched = make_optimizer(model, lr=0.01, weight_decay=0.01, warmup_steps=5,
-                                total_steps=50)
+    opt, sched = make_optimizer(model, lr=0.01, weight_decay=0.01, warmup_steps=5, total_steps=50)
     with torch.no_grad():
         initial = float(task_loss("cross_entropy", model(x), y))
     g = torch.Generator().manual_seed(2)
@@ -45,8 +54,17 @@ def _ratio_at(model, t):
 @pytest.mark.parametrize("start", [2.0, 0.5])
 def test_complexity_loss_pulls_the_ratio_to_one(start):
     torch.manual_seed(0)
-    cfg = ModelConfig(variant="krwd", data_dim=1, input_shape=(64,), in_channels=1,
-                      out_size=2, width=8, max_width=16, blocks=2, max_blocks=4)
+    cfg = ModelConfig(
+        variant="krwd",
+        data_dim=1,
+        input_shape=(64,),
+        in_channels=1,
+        out_size=2,
+        width=8,
+        max_width=16,
+        blocks=2,
+        max_blocks=4,
+    )
     model = build_model(cfg)
     lo, hi = 0.0, 1.0  # bisection on the common mask position for the starting ratio
     for _ in range(40):
@@ -72,8 +90,18 @@ def test_lr_table_warms_up_then_anneals():
 
 
 def test_no_weight_decay_on_masks_norms_and_biases():
-    cfg = ModelConfig(variant="krwd", data_dim=1, input_shape=(33,), vocab_size=7, out_size=2,
-                      width=4, max_width=8, blocks=2, max_blocks=4, task="retrieval")
+    cfg = ModelConfig(
+        variant="krwd",
+        data_dim=1,
+        input_shape=(33,),
+        vocab_size=7,
+        out_size=2,
+        width=4,
+        max_width=8,
+        blocks=2,
+        max_blocks=4,
+        task="retrieval",
+    )
     model = build_model(cfg)
     decay, rest = model.param_groups(0.1)
     names = {id(p): n for n, p in model.named_parameters()}
