@@ -30,13 +30,20 @@ from pipelines.provenance import provenance, torch_device, write_atomic, write_j
 REFERENCE_CCNN_MS = 480.0  # public CCNN code, CCNN_{4,140}, L = 2048, batch 8, 2 threads
 
 
+def _sync(x: torch.Tensor) -> None:
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+
+
 def _step_ms(model, x, repeats: int) -> float:
     times = []
     for i in range(repeats + 1):  # the first step warms up allocators and FFT plans
+        _sync(x)
         t0 = time.perf_counter()
         model.zero_grad(set_to_none=True)
         y = model(x)
         (y.float() ** 2).mean().backward()
+        _sync(x)
         if i:
             times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
@@ -54,7 +61,7 @@ def _solve_t(model, target: float, full: float) -> float:
     return (lo + hi) / 2
 
 
-def bench_trim(repeats: int) -> list[dict]:
+def bench_trim(repeats: int, device: torch.device) -> list[dict]:
     rows = []
     cases = [
         (
@@ -74,8 +81,8 @@ def bench_trim(repeats: int) -> list[dict]:
     ]
     for name, cfg, b in cases:
         torch.manual_seed(0)
-        model = build_model(cfg)
-        x = torch.randn(b, cfg.in_channels, *cfg.input_shape)
+        model = build_model(cfg).to(device)
+        x = torch.randn(b, cfg.in_channels, *cfg.input_shape, device=device)
         set_sigmoid_masks(model, 1.0)
         full = float(model.complexity().detach())
         for target in tqdm((1.0, 0.5, 0.25), desc=f"trim vs virtual {name}", leave=False):
@@ -103,8 +110,8 @@ def bench_trim(repeats: int) -> list[dict]:
             )
     cfg = ModelConfig(variant="ccnn", data_dim=1, input_shape=(2048,), vocab_size=18, out_size=10)
     torch.manual_seed(0)
-    model = build_model(cfg)
-    x = torch.randint(0, 18, (8, 2048))
+    model = build_model(cfg).to(device)
+    x = torch.randint(0, 18, (8, 2048), device=device)
     ms = _step_ms(model, x, repeats)
     rows.append(
         {
@@ -129,9 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("which", choices=["trim"])
     ap.add_argument("--out", default="results/bench")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda when available, else cpu)",
+    )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    rows = bench_trim(args.repeats)
+    device = torch.device(args.device)
+    rows = bench_trim(args.repeats, device)
+    for r in rows:
+        r["device"] = str(device)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
