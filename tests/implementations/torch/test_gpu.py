@@ -43,9 +43,11 @@ def test_cuda_matches_cpu_in_both_modes(variant, dd, shape):
         a.square().mean().backward()
         b.square().mean().backward()
         assert gpu.complexity().device.type == "cuda"
+        # tolerance relative to the largest gradient of the model: some gradients are exactly
+        # zero in exact arithmetic (a bias followed by BatchNorm) and only rounding noise here
+        scale = max(p.grad.abs().max().item() for p in cpu.parameters() if p.grad is not None)
         for (n, p), q in zip(cpu.named_parameters(), gpu.parameters()):
             if p.grad is not None:
-                scale = max(p.grad.abs().max().item(), 1e-12)
                 torch.testing.assert_close(
                     q.grad.cpu(), p.grad, rtol=1e-7, atol=1e-9 * scale, msg=n
                 )
