@@ -64,6 +64,13 @@ def train_step(
     comp = model.complexity_loss()
     total = obj + lam * comp
     total.backward()
+    # In trim mode the parameters of what the masks cut (blocks past the depth cutoff, channels
+    # past a width cutoff are slices, so only whole tensors matter) get no gradient at all, and
+    # AdamW would skip them: no weight decay, no moment decay. Virtual mode (and JAX) give them
+    # a zero gradient. Zero-filling keeps the two modes' optimiser states identical.
+    for p in model.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
     opt.step()
     sched.step()
     model.clamp_masks()
