@@ -82,6 +82,17 @@ HEADS_BY_DIM = {1: ("global", "dense", "retrieval"), 2: ("global", "dense")}
 # values after a step are not comparable and are left out of `params_step{k}`. They change
 # nothing the model computes: `forward_after_steps` compares the outputs after the 5 steps.
 ZERO_GRAD_PARAMS = ("encoder.linear.bias",)
+# Known PyTorch-reference discrepancy (reported for a fix on main, not worked around here):
+# in `trim` mode the blocks cut by the depth mask do not run, their parameters get
+# `grad = None`, and torch.optim.AdamW skips them entirely: no decoupled weight decay and no
+# moment/step update. In `virtual` mode (PyTorch or JAX) they get zero gradients and decay.
+TORCH_TRIM_SKIPPED_BLOCKS = "AdamW skips grad=None parameters: no weight decay"
+
+
+def _block_index(name: str) -> int:
+    """b of a 'blocks.{b}.*' PyTorch name, -1 otherwise."""
+    parts = name.split(".")
+    return int(parts[1]) if parts[0] == "blocks" and parts[1].isdigit() else -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -413,6 +424,7 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
     opt, sched = make_optimizer(tmodel, LR, WEIGHT_DECAY, 2, STEPS)
     state = init_train_state(jmodel, optimizer, jax.random.key(seed), variables)
     for k in range(1, STEPS + 1):
+        n_run = len(tmodel.architecture())  # blocks torch trim runs in this step
         x, t = make_batch(cfg, rng, case.dtype)
         train_step(
             tmodel, opt, sched, torch.as_tensor(x), torch.as_tensor(t), loss_name(cfg), lam(cfg)
@@ -421,7 +433,10 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
         jstate = wm.jax_to_torch({"params": state.params, "buffers": state.buffers}, cfg)
         tstate = torch_state(tmodel)
         names = [n for n in tstate if n not in ZERO_GRAD_PARAMS]
-        row(f"params_step{k}", *compare_many({n: (jstate[n], tstate[n]) for n in names}))
+        abs_err, rel, worst = compare_many({n: (jstate[n], tstate[n]) for n in names})
+        if case.torch_mode == "trim" and rel > tol and _block_index(worst) >= n_run:
+            worst += f" (block not run by torch trim: {TORCH_TRIM_SKIPPED_BLOCKS})"
+        row(f"params_step{k}", abs_err, rel, worst)
     x, _ = make_batch(cfg, rng, case.dtype)
     with torch.no_grad():
         y = torch_output_to_jax_layout(tmodel(torch.as_tensor(x)).cpu().numpy(), cfg)

@@ -55,11 +55,15 @@ def straight_through_clip(size: jax.Array, n_max: float) -> jax.Array:
 
 def coordinates(n: int, dtype: Any) -> jax.Array:
     """x_i = -1 + 2 i / (n - 1) in `dtype`, computed as (2i - (n-1)) / (n-1) so that the grid is
-    exactly symmetric about 0 in floating point (same arithmetic as the PyTorch version)."""
+    exactly symmetric about 0 in floating point (same arithmetic as the PyTorch version).
+
+    Computed in NumPy in `dtype` (the grid is static): XLA may rewrite a division by a
+    constant into a multiplication by its reciprocal, which is not bit-identical."""
+    np_dtype = np.dtype(dtype)
     if n == 1:
         return jnp.zeros(1, dtype=dtype)
-    i = jnp.arange(n, dtype=dtype)
-    return (2.0 * i - (n - 1)) / (n - 1)
+    i = np.arange(n, dtype=np_dtype)
+    return jnp.asarray((np_dtype.type(2.0) * i - np_dtype.type(n - 1)) / np_dtype.type(n - 1))
 
 
 def kept_prefix(values: jax.Array) -> int:
