@@ -1,0 +1,567 @@
+"""DNArch on a Continuous CNN in JAX/Flax (paper Sec. 2.4, Sec. 4, Fig. 5, Fig. 8; Appx. E.1;
+../shared/spec/method.md "Network"). Mirrors `implementations.torch.model` in `virtual` mode.
+
+Layout: channels LAST, (B, L, C) or (B, H, W, C); token ids (B, L), and (B, 2, L) for the
+retrieval dual encoder. (PyTorch is channels first; the boundary is crossed only in
+`common.weight_map` and `pipelines.parity`.)
+
+    Encoder   [Embed] -> Dense -> BatchNorm -> x m_enc -> GELU                     (width N_max)
+    Block b   BatchNorm -> [x resolution mask in the Fourier domain] -> depthwise FlexConv
+              -> x m_in -> Dense -> x m_mid -> GELU -> Dropout -> Dense -> x m_out -> GELU
+              -> x m_depth[b] -> add into the stream (identity branch untouched)
+    Decoder   global: GlobalAvgPool -> Dense; dense: Dense per position;
+              retrieval: pool each document, MLP on [X1, X2, X1*X2, X1-X2]
+
+Static shapes only (`virtual` mode, Sec. 4: what XLA/TPU requires): every mask multiplies at
+full size, the resolution mask multiplies the full-resolution spectrum (no crop), every block
+runs (times its depth-mask value) and every kernel is rendered on the full tap grid. The
+forward pass, the loss and the train step therefore have one shape whatever the mask
+parameters are, and a jitted step never recompiles when they change. `architecture()` reports
+what a trimmed network would keep; it reads concrete parameter values and is called eagerly.
+`cfg.mode` is ignored here (JAX has no `trim` mode).
+
+Flax flavour: Linen. The whole state is two plain pytrees, {"params": ..., "buffers": ...}:
+exactly what `jax.jit`, `jax.grad`, optax and the explicit torch <-> JAX weight map
+(`common.weight_map`) operate on, with parameter names fixed by the attribute names given in
+`setup` (`encoder`, `kernel_net`, `blocks_{b}`, `depth_mask`, `head` ...). NNX's mutable
+objects would mirror the PyTorch classes more literally but need a split/merge around every
+jitted call and a graph traversal per step; nothing here needs mutable state (BatchNorm keeps
+no running averages, Appx. E.1), so the functional flavour costs nothing and keeps the train
+step a pure function whose compilations are easy to count.
+
+Because Linen modules are stateless, the PyTorch model's methods are module-level functions
+here taking `(model, variables)` (or `(model, params)`): `complexity`, `complexity_ratio`,
+`complexity_loss`, `complexity_target`, `architecture`, `mask_sizes`, `clamp_masks`
+(returns a new parameter tree instead of clamping in place), `param_groups` (returns the
+weight-decay mask). `init_variables(model, key)` creates the variables.
+
+BatchNorm uses the statistics of the current batch (biased variance, eps 1e-5), always.
+Retrieval: both documents go through the encoder in one batch of 2B, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from implementations.common import complexity as cx
+from implementations.common import masks as ref
+from implementations.common.config import ModelConfig
+from implementations.common.grids import frequency_bins, kernel_taps, resolution_for_bins
+from implementations.jax.fourier import fft_conv, from_spectrum, spectrum
+from implementations.jax.kernels import KernelNet, torch_linear_init
+from implementations.jax.masks import GaussianMask, SigmoidMask, coordinates, kept_window
+
+BN_EPS = 1e-5
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    """Exact (erf) GELU, PyTorch's F.gelu default."""
+    return jax.nn.gelu(x, approximate=False)
+
+
+def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+    """BatchNorm over every axis but the last (channels), statistics of the current batch,
+    biased variance (what F.batch_norm normalises with)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)
+    centred = x - mean
+    var = jnp.mean(centred * centred, axis=axes)
+    return centred * jax.lax.rsqrt(var + BN_EPS) * scale + bias
+
+
+def _dense(features: int, fan_in: int, dtype: Any) -> nn.Dense:
+    """A Dense layer initialised as PyTorch's nn.Linear (kernel layout (in, out))."""
+    init = torch_linear_init(fan_in)
+    return nn.Dense(features, kernel_init=init, bias_init=init, param_dtype=dtype)
+
+
+def _width_mask(cfg: ModelConfig, dtype: Any) -> SigmoidMask:
+    return SigmoidMask(cfg.n_channels, cfg.tau_channel, cfg.threshold, cfg.width, dtype)
+
+
+class Encoder(nn.Module):
+    cfg: ModelConfig
+    param_dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        n = cfg.n_channels
+        self.embedding = (
+            nn.Embed(
+                cfg.vocab_size,
+                cfg.embedding_dim,
+                embedding_init=nn.initializers.normal(1.0),  # nn.Embedding's N(0, 1)
+                param_dtype=self.param_dtype,
+            )
+            if cfg.tokens
+            else None
+        )
+        self.linear = _dense(n, cfg.input_features, self.param_dtype)
+        self.norm_scale = self.param("norm_scale", nn.initializers.ones, (n,), self.param_dtype)
+        self.norm_bias = self.param("norm_bias", nn.initializers.zeros, (n,), self.param_dtype)
+        self.width_mask = _width_mask(cfg, self.param_dtype) if cfg.learns_width else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.embedding is not None:
+            x = self.embedding(x)  # (B, L) -> (B, L, E): already channels last
+        h = self.linear(x)  # (B, *S, N)
+        h = batch_norm(h, self.norm_scale, self.norm_bias)
+        if self.width_mask is not None:
+            h = h * self.width_mask.values()
+        return gelu(h)
+
+
+class ResidualBlock(nn.Module):
+    cfg: ModelConfig
+    index: int
+    param_dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        n = cfg.n_channels
+        dt = self.param_dtype
+        self.norm_scale = self.param("norm_scale", nn.initializers.ones, (n,), dt)
+        self.norm_bias = self.param("norm_bias", nn.initializers.zeros, (n,), dt)
+        self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (n,), dt)
+        self.linear1 = _dense(n, n, dt)
+        self.linear2 = _dense(n, n, dt)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.kernel_mask = (
+            GaussianMask(self.full_taps, cfg.threshold, cfg.sigma_init, dt)
+            if cfg.learns_kernel
+            else None
+        )
+        bins = self.bins
+        self.res_mask = (
+            SigmoidMask(bins, cfg.tau_resolution, cfg.threshold, tuple(b + 1 for b in bins), dt)
+            if cfg.learns_resolution
+            else None
+        )
+        self.in_mask = _width_mask(cfg, dt) if cfg.learns_width else None
+        self.mid_mask = _width_mask(cfg, dt) if cfg.learns_width else None
+        self.out_mask = _width_mask(cfg, dt) if cfg.learns_width else None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.cfg.input_shape)
+
+    @property
+    def full_taps(self) -> tuple[int, ...]:
+        return tuple(kernel_taps(s) for s in self.input_shape)
+
+    @property
+    def bins(self) -> tuple[int, ...]:
+        return tuple(frequency_bins(s) for s in self.input_shape)
+
+    # ---- what a trimmed version of this block keeps (eager, concrete parameters) -----------
+    def widths(self, trim: bool) -> tuple[int, int, int]:
+        n = self.cfg.n_channels
+        if not trim or self.in_mask is None:
+            return n, n, n
+        return self.in_mask.kept(), self.mid_mask.kept(), self.out_mask.kept()
+
+    def kept_bins(self, trim: bool) -> tuple[int, ...]:
+        if not trim or self.res_mask is None:
+            return self.bins
+        return tuple(self.res_mask.kept(a) for a in range(self.cfg.data_dim))
+
+    def resolution(self, trim: bool) -> tuple[int, ...]:
+        kept = self.kept_bins(trim)
+        return tuple(resolution_for_bins(k, s) for k, s in zip(kept, self.input_shape))
+
+    def kernel_grid(self, resolution: tuple[int, ...], trim: bool, dtype: Any):
+        """Per axis: (coordinates of the taps, mask values there or None). `trim=True` only
+        eagerly (architecture reporting)."""
+        out = []
+        for a, r in enumerate(resolution):
+            x = coordinates(kernel_taps(r), dtype)
+            if self.kernel_mask is None:
+                out.append((x, None))
+                continue
+            m = self.kernel_mask.values(x, a)
+            if trim:
+                start, stop = kept_window(m)
+                x, m = x[start:stop], m[start:stop]
+            out.append((x, m))
+        return out
+
+    # ---- forward (virtual) -------------------------------------------------------------------
+    def kernel(self, rows: jax.Array) -> jax.Array:
+        """The block's depthwise kernel on the full tap grid from its kernel-net outputs.
+        rows: (prod K, N), taps in 'ij' order. Returns (*K, N), channels last."""
+        n = self.cfg.n_channels
+        grid = self.kernel_grid(self.input_shape, trim=False, dtype=rows.dtype)
+        k = rows.reshape(*self.full_taps, n)  # (prod K, N) -> (*K, N)
+        d = self.cfg.data_dim
+        for a, (_, m) in enumerate(grid):
+            if m is not None:
+                shape = [1] * (d + 1)
+                shape[a] = -1
+                k = k * m.reshape(shape)
+        # virtual: resolution == input shape, so PyTorch's prod(L / r) factor is 1
+        return k * (1.0 / math.sqrt(math.prod(self.full_taps)))
+
+    def __call__(
+        self,
+        x: jax.Array,
+        rows: jax.Array,
+        depth_value: jax.Array | None,
+        train: bool = False,
+    ) -> jax.Array:
+        """x: (B, *S, N); rows: this block's kernel-net outputs (prod K, N)."""
+        d = self.cfg.data_dim
+        h = batch_norm(x, self.norm_scale, self.norm_bias)  # (B, *S, N)
+        if self.res_mask is not None:  # Sec. 2.4.2 low-pass at full size (no crop: virtual)
+            hf = spectrum(h, d)  # (B, *F, N)
+            for a in range(d):
+                m = self.res_mask.values(a)  # over |frequency index| of axis a
+                if a < d - 1:  # full-FFT axis: index j holds frequency min(j, L - j)
+                    length = self.input_shape[a]
+                    j = np.arange(length)
+                    m = m[np.minimum(j, length - j)]
+                shape = [1] * hf.ndim
+                shape[1 + a] = -1
+                hf = hf * m.reshape(shape)
+            h = from_spectrum(hf, self.input_shape)  # (B, *S, N)
+        h = fft_conv(h, self.kernel(rows)) + self.conv_bias
+        if self.in_mask is not None:
+            h = h * self.in_mask.values()
+        h = self.linear1(h)
+        if self.mid_mask is not None:
+            h = h * self.mid_mask.values()
+        h = self.dropout(gelu(h), deterministic=not train)
+        h = self.linear2(h)
+        if self.out_mask is not None:
+            h = h * self.out_mask.values()
+        h = gelu(h)
+        if depth_value is not None:
+            h = h * depth_value
+        return x + h
+
+    def complexity_terms(self):
+        """(res, n_in, n_mid, n_out) as differentiable sizes (floats where nothing is learned)."""
+        if self.res_mask is not None:
+            res = 1.0
+            for a, s in enumerate(self.input_shape):
+                res = res * self.res_mask.size(a, total=s)
+        else:
+            res = float(math.prod(self.input_shape))
+        if self.in_mask is not None:
+            return res, self.in_mask.size(), self.mid_mask.size(), self.out_mask.size()
+        n = float(self.cfg.width)
+        return res, n, n, n
+
+
+class DNArch(nn.Module):
+    """A DNArch model. Build it with `build_model(cfg)`, create variables with
+    `init_variables(model, key)`, run it with `model.apply(variables, x, train=...)`
+    (`rngs={"dropout": key}` when training with dropout > 0)."""
+
+    cfg: ModelConfig
+    param_dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        n = cfg.n_channels
+        dt = self.param_dtype
+        self.encoder = Encoder(cfg, dt)
+        self.kernel_net = KernelNet(
+            cfg.data_dim,
+            cfg.kernel_hidden,
+            cfg.kernel_layers,
+            cfg.n_blocks * n,
+            cfg.w0,
+            tuple(kernel_taps(s) for s in cfg.input_shape),
+            dt,
+        )
+        self.blocks = [ResidualBlock(cfg, b, dt) for b in range(cfg.n_blocks)]  # blocks_{b}
+        self.depth_mask = (
+            SigmoidMask(cfg.n_blocks, cfg.tau_depth, cfg.threshold, cfg.blocks, dt)
+            if cfg.learns_depth
+            else None
+        )
+        if cfg.task == "retrieval":
+            self.head_hidden = _dense(cfg.head_hidden, 4 * n, dt)
+            self.head_out = _dense(cfg.out_size, cfg.head_hidden, dt)
+        else:
+            self.head = _dense(cfg.out_size, n, dt)
+
+    # ---- input checks (static: shapes and dtypes are known while tracing) -------------------
+    def _check_input(self, x: jax.Array) -> None:
+        cfg = self.cfg
+        if cfg.tokens:
+            lead = "(B, 2, L)" if cfg.task == "retrieval" else "(B, L)"
+            want = (2, *cfg.input_shape) if cfg.task == "retrieval" else tuple(cfg.input_shape)
+            if not jnp.issubdtype(x.dtype, jnp.integer):
+                raise TypeError(
+                    f"DNArch expects integer token ids {lead} with L={cfg.input_shape[0]}, "
+                    f"got dtype {x.dtype}"
+                )
+            if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+                raise ValueError(
+                    f"DNArch expects token ids of shape {lead} = (B, {', '.join(map(str, want))}), "
+                    f"got {tuple(x.shape)}"
+                )
+            if not isinstance(x, jax.core.Tracer):  # value check only when not traced
+                lo, hi = int(jnp.min(x)), int(jnp.max(x))
+                if lo < 0 or hi >= cfg.vocab_size:
+                    raise ValueError(
+                        f"DNArch: token ids must lie in [0, {cfg.vocab_size - 1}] "
+                        f"(vocab_size={cfg.vocab_size}), got values in [{lo}, {hi}]"
+                    )
+            return
+        want = (*cfg.input_shape, cfg.in_channels)
+        layout = "(B, L, C)" if cfg.data_dim == 1 else "(B, H, W, C)"
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"DNArch expects a floating-point input {layout}, got dtype {x.dtype}")
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise ValueError(
+                f"DNArch expects channels-last input {layout} = "
+                f"(B, {', '.join(map(str, want))}), got {tuple(x.shape)}"
+            )
+
+    # ---- forward -------------------------------------------------------------------------
+    def kernel_rows(self) -> jax.Array:
+        """Every block's kernel-net outputs on the full tap grid: (prod K, n_blocks * N).
+        Computed once per forward (PyTorch's virtual mode caches the hidden features the same
+        way); block b reads columns [b N, (b + 1) N)."""
+        dtype = self.kernel_net.freqs.value.dtype
+        axes = [coordinates(kernel_taps(s), dtype) for s in self.cfg.input_shape]
+        mesh = jnp.meshgrid(*axes, indexing="ij")
+        coords = jnp.stack([m.reshape(-1) for m in mesh], axis=-1)  # (prod K, D)
+        return self.kernel_net.all_rows(self.kernel_net.features(coords))
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        self._check_input(x)
+        cfg = self.cfg
+        n = cfg.n_channels
+        batch = x.shape[0]
+        if cfg.task == "retrieval":
+            x = jnp.concatenate([x[:, 0], x[:, 1]], axis=0)  # (2B, L): documents 1 then 2
+        h = self.encoder(x)  # (B', *S, N)
+        depth = self.depth_mask.values() if self.depth_mask is not None else None
+        rows = self.kernel_rows()  # (prod K, n_blocks * N)
+        for b, block in enumerate(self.blocks):
+            dv = depth[b] if depth is not None else None
+            h = block(h, rows[:, b * n : (b + 1) * n], dv, train)
+        return self._decode(h, batch)
+
+    def _decode(self, h: jax.Array, batch: int) -> jax.Array:
+        cfg = self.cfg
+        if cfg.task == "dense":
+            return self.head(h)  # (B, *S, out)
+        pooled = jnp.mean(h, axis=tuple(range(1, h.ndim - 1)))  # (B', N)
+        if cfg.task == "global":
+            return self.head(pooled)
+        x1, x2 = pooled[:batch], pooled[batch:]
+        z = jnp.concatenate([x1, x2, x1 * x2, x1 - x2], axis=-1)  # (B, 4N)
+        return self.head_out(gelu(self.head_hidden(z)))
+
+    # ---- masks, complexity, architecture (called through `apply(method=...)`) ---------------
+    def complexity(self) -> jax.Array:
+        """C_curr (Sec. 2.5, Appx. C) as a differentiable scalar."""
+        cfg = self.cfg
+        shape = cx.network_shape(cfg)
+        mask = self.encoder.width_mask
+        n_enc = mask.size() if mask is not None else float(cfg.width)
+        terms = [block.complexity_terms() for block in self.blocks]
+        depth = self.depth_mask.size() if self.depth_mask is not None else float(cfg.blocks)
+        c = cx.network_cost(
+            shape,
+            n_enc,
+            terms,
+            depth,
+            log2=jnp.log2,
+            clip01=lambda v: jnp.clip(v, 0.0, 1.0),
+        )
+        return jnp.asarray(c, dtype=self.kernel_net.freqs.value.dtype)
+
+    def mask_values(self) -> dict[str, jax.Array]:
+        """Every mask's values on its full axis (kernel masks: on the full-resolution tap
+        grid), keyed like `mask_sizes`."""
+        out: dict[str, jax.Array] = {}
+        if self.encoder.width_mask is not None:
+            out["encoder.width"] = self.encoder.width_mask.values()
+        if self.depth_mask is not None:
+            out["depth"] = self.depth_mask.values()
+        dtype = self.kernel_net.freqs.value.dtype
+        for block in self.blocks:
+            p = f"blocks.{block.index}"
+            if block.kernel_mask is not None:
+                for a, (_, m) in enumerate(block.kernel_grid(block.input_shape, False, dtype)):
+                    out[f"{p}.kernel.{a}"] = m
+            if block.res_mask is not None:
+                for a in range(block.cfg.data_dim):
+                    out[f"{p}.resolution.{a}"] = block.res_mask.values(a)
+            if block.in_mask is not None:
+                out[f"{p}.width.in"] = block.in_mask.values()
+                out[f"{p}.width.mid"] = block.mid_mask.values()
+                out[f"{p}.width.out"] = block.out_mask.values()
+        return out
+
+    def mask_size_values(self) -> dict[str, jax.Array]:
+        """Every mask's continuous size (Eqs. 9, 10) as arrays; see `mask_sizes`."""
+        out: dict[str, jax.Array] = {}
+        if self.encoder.width_mask is not None:
+            out["encoder.width"] = self.encoder.width_mask.size()
+        if self.depth_mask is not None:
+            out["depth"] = self.depth_mask.size()
+        for block in self.blocks:
+            p = f"blocks.{block.index}"
+            if block.kernel_mask is not None:
+                for a in range(block.cfg.data_dim):
+                    out[f"{p}.kernel.{a}"] = block.kernel_mask.size(a)
+            if block.res_mask is not None:
+                for a, s in enumerate(block.input_shape):
+                    out[f"{p}.resolution.{a}"] = block.res_mask.size(a, total=s)
+            if block.in_mask is not None:
+                out[f"{p}.width.in"] = block.in_mask.size()
+                out[f"{p}.width.mid"] = block.mid_mask.size()
+                out[f"{p}.width.out"] = block.out_mask.size()
+        return out
+
+    def architecture_rows(self) -> list[dict]:
+        """See the module-level `architecture`. Eager only (reads concrete values)."""
+        n_run = self.depth_mask.kept() if self.depth_mask is not None else len(self.blocks)
+        dtype = self.kernel_net.freqs.value.dtype
+        rows = []
+        for block in self.blocks[:n_run]:
+            resolution = block.resolution(trim=True)
+            grid = block.kernel_grid(resolution, trim=True, dtype=dtype)
+            rows.append(
+                {
+                    "block": block.index,
+                    "kernel_size": [len(x) for x, _ in grid],
+                    "resolution": list(resolution),
+                    "width": list(block.widths(trim=True)),
+                }
+            )
+        return rows
+
+
+# ---- the public functional API (PyTorch's model methods) -----------------------------------
+Variables = dict
+
+
+def build_model(cfg: ModelConfig, param_dtype: Any = jnp.float32) -> DNArch:
+    """Build a DNArch model for `cfg` (all four variants, 1D and 2D, every head). The model
+    always runs `virtual`; `cfg.mode` is ignored (module docstring)."""
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}")
+    return DNArch(cfg, param_dtype)
+
+
+def example_input(cfg: ModelConfig, batch: int = 2, dtype: Any = jnp.float32) -> jax.Array:
+    """A zero input of the model's (channels-last) input shape."""
+    if cfg.tokens:
+        lead = (2,) if cfg.task == "retrieval" else ()
+        return jnp.zeros((batch, *lead, *cfg.input_shape), jnp.int32)
+    return jnp.zeros((batch, *cfg.input_shape, cfg.in_channels), dtype)
+
+
+def init_variables(model: DNArch, key: jax.Array) -> Variables:
+    """{"params": ..., "buffers": {"kernel_net": {"freqs": ...}}} for `model`."""
+    variables = model.init({"params": key}, example_input(model.cfg, 2, model.param_dtype))
+    return {"params": variables["params"], "buffers": variables["buffers"]}
+
+
+def complexity(model: DNArch, variables: Variables) -> jax.Array:
+    """C_curr, differentiable with respect to variables["params"]."""
+    return model.apply(variables, method=DNArch.complexity)
+
+
+def complexity_target(model: DNArch) -> float:
+    return cx.target_complexity(model.cfg)
+
+
+def complexity_ratio(model: DNArch, variables: Variables) -> float:
+    return float(complexity(model, variables)) / complexity_target(model)
+
+
+def complexity_loss(model: DNArch, variables: Variables) -> jax.Array:
+    """lambda-free L_comp = (C_curr / C_target - 1)^2 (Eq. 11); 0 for variants without it."""
+    if not model.cfg.uses_complexity_loss:
+        return jnp.zeros((), variables["buffers"]["kernel_net"]["freqs"].dtype)
+    return (complexity(model, variables) / complexity_target(model) - 1.0) ** 2
+
+
+def mask_values(model: DNArch, variables: Variables) -> dict[str, jax.Array]:
+    return model.apply(variables, method=DNArch.mask_values)
+
+
+def mask_sizes(model: DNArch, variables: Variables) -> dict[str, float]:
+    """Every mask's continuous size (Eqs. 9, 10), for logging. Same keys as PyTorch's."""
+    sizes = model.apply(variables, method=DNArch.mask_size_values)
+    return {k: float(v) for k, v in sizes.items()}
+
+
+def architecture(model: DNArch, variables: Variables) -> list[dict]:
+    """One row per surviving block (Tables 4, 5): kernel size (taps per axis), resolution
+    (samples per axis) and [N_in, N_mid, N_out], exactly as PyTorch's `architecture()` (what a
+    trimmed network keeps); `len()` of the list is the depth. Eager: never call under jit."""
+    return model.apply(variables, method=DNArch.architecture_rows)
+
+
+def mask_bounds(cfg: ModelConfig) -> list[tuple[tuple[str, ...], Any, Any]]:
+    """(path in params, low, high) of every mask parameter (Appx. E.1 clamps), explicit."""
+    taps = tuple(kernel_taps(s) for s in cfg.input_shape)
+    width = ref.sigmoid_mu_bounds(cfg.tau_channel)
+    out: list[tuple[tuple[str, ...], Any, Any]] = []
+    if cfg.learns_width:
+        out.append((("encoder", "width_mask", "mu"), *width))
+    for b in range(cfg.n_blocks):
+        p = f"blocks_{b}"
+        if cfg.learns_kernel:
+            bounds = [ref.gaussian_sigma_bounds(k, cfg.threshold) for k in taps]
+            lo = np.asarray([x for x, _ in bounds])
+            hi = np.asarray([x for _, x in bounds])
+            out.append(((p, "kernel_mask", "sigma"), lo, hi))
+        if cfg.learns_resolution:
+            out.append(((p, "res_mask", "mu"), *ref.sigmoid_mu_bounds(cfg.tau_resolution)))
+        if cfg.learns_width:
+            for name in ("in_mask", "mid_mask", "out_mask"):
+                out.append(((p, name, "mu"), *width))
+    if cfg.learns_depth:
+        out.append((("depth_mask", "mu"), *ref.sigmoid_mu_bounds(cfg.tau_depth)))
+    return out
+
+
+def _replace_leaf(tree: dict, path: tuple[str, ...], value: Any) -> dict:
+    """A copy of the nested dict `tree` with the leaf at `path` replaced (no mutation)."""
+    if len(path) == 1:
+        return {**tree, path[0]: value}
+    return {**tree, path[0]: _replace_leaf(tree[path[0]], path[1:], value)}
+
+
+def clamp_masks(model: DNArch, params: dict) -> dict:
+    """Appx. E.1: mask parameters clipped into their admissible ranges (after every step).
+    Pure: returns a new tree; usable inside `jax.jit`."""
+    for path, lo, hi in mask_bounds(model.cfg):
+        leaf = params
+        for key in path:
+            leaf = leaf[key]
+        lo_a = jnp.asarray(lo, leaf.dtype)
+        hi_a = jnp.asarray(hi, leaf.dtype)
+        params = _replace_leaf(params, path, jnp.maximum(jnp.minimum(leaf, hi_a), lo_a))
+    return params
+
+
+def param_groups(model: DNArch, params: dict) -> dict:
+    """AdamW weight-decay mask (Appx. E.2), a tree of bools like `params`: True for Dense
+    kernels and Embed tables (PyTorch: Linear weights and the Embedding table), False for masks,
+    BatchNorm parameters, biases and the depthwise conv bias. Flax names those two leaf kinds
+    `kernel` and `embedding`, and no other leaf is called so (checked by a test against the
+    PyTorch groups through the weight map)."""
+    del model
+
+    def decide(path, _leaf) -> bool:
+        name = path[-1].key
+        return name in ("kernel", "embedding")
+
+    return jax.tree_util.tree_map_with_path(decide, params)

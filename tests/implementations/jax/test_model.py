@@ -1,0 +1,190 @@
+"""The JAX DNArch: shapes for every variant x data_dim x head, complexity (ratio 1 at
+initialisation, differentiable), clamps, weight-decay groups and `architecture()` row for row
+against PyTorch's, input checks. Cross-framework numerics live in tests/pipelines/test_parity.py."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from implementations.common import weight_map as wm
+from implementations.common.config import ModelConfig
+from implementations.jax import kernels as jk
+from implementations.jax import model as jm
+from implementations.torch import build_model as build_torch
+from implementations.torch import kernels as tk
+from implementations.torch.masks import GaussianMask, SigmoidMask
+
+jax.config.update("jax_enable_x64", True)
+
+CASES = [
+    (v, d, h)
+    for v, d in itertools.product(("ccnn", "k", "kr", "krwd"), (1, 2))
+    for h in (("global", "dense", "retrieval") if d == 1 else ("global", "dense"))
+]
+
+
+def config(variant: str, data_dim: int, head: str = "global") -> ModelConfig:
+    shape = (19,) if data_dim == 1 else (9, 7)
+    common = dict(
+        variant=variant,
+        data_dim=data_dim,
+        input_shape=shape,
+        width=4,
+        max_width=8,
+        blocks=2,
+        max_blocks=4,
+        kernel_hidden=8,
+    )
+    if head == "retrieval":
+        return ModelConfig(task=head, out_size=2, vocab_size=9, **common)
+    return ModelConfig(task=head, out_size=3, in_channels=2, **common)
+
+
+@pytest.mark.parametrize(("variant", "data_dim", "head"), CASES)
+def test_output_shapes(variant, data_dim, head):
+    cfg = config(variant, data_dim, head)
+    model = jm.build_model(cfg)
+    variables = jax.eval_shape(lambda k: jm.init_variables(model, k), jax.random.key(0))
+    x = jm.example_input(cfg, batch=3)
+    out = jax.eval_shape(model.apply, variables, x)
+    want = (3, *cfg.input_shape, 3) if head == "dense" else (3, cfg.out_size)
+    assert out.shape == want
+
+
+@pytest.mark.parametrize("variant", ["ccnn", "k", "kr", "krwd"])
+def test_complexity_ratio_is_one_at_initialisation(variant):
+    cfg = config(variant, 2)
+    model = jm.build_model(cfg, jnp.float64)
+    variables = jm.init_variables(model, jax.random.key(0))
+    assert jm.complexity_ratio(model, variables) == pytest.approx(1.0, rel=1e-12)
+    assert float(jm.complexity_loss(model, variables)) == pytest.approx(0.0, abs=1e-20)
+    y = model.apply(variables, jnp.ones((2, 9, 7, 2)))
+    assert bool(jnp.all(jnp.isfinite(y)))
+
+
+def test_complexity_is_differentiable_in_every_mask():
+    cfg = config("krwd", 1)
+    model = jm.build_model(cfg, jnp.float64)
+    variables = jm.init_variables(model, jax.random.key(0))
+    params = variables["params"]  # every block counts: depth mask at its upper clamp
+    params = {**params, "depth_mask": {"mu": jnp.asarray(jm.mask_bounds(cfg)[-1][2])}}
+    variables = {**variables, "params": params}
+    grads = jax.grad(lambda p: jm.complexity(model, {**variables, "params": p}))(
+        variables["params"]
+    )
+    for path, _, _ in jm.mask_bounds(cfg):
+        if path[-1] == "sigma":
+            continue  # kernel sizes are not counted in the complexity (Appx. C)
+        g = grads
+        for key in path:
+            g = g[key]
+        assert np.all(np.asarray(g) != 0), path
+
+
+def randomise_torch_masks(model, rng) -> None:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, SigmoidMask):
+                m.mu.copy_(torch.as_tensor(rng.uniform(m.mu_min, m.mu_max, m.mu.shape)))
+            elif isinstance(m, GaussianMask):
+                lo, hi = np.asarray(m.sigma_min), np.asarray(m.sigma_max)
+                m.sigma.copy_(torch.as_tensor(lo + (hi - lo) * rng.uniform(size=lo.shape)))
+
+
+@pytest.mark.parametrize(("variant", "data_dim"), [("k", 2), ("kr", 1), ("krwd", 1), ("krwd", 2)])
+def test_architecture_matches_pytorch_row_for_row(variant, data_dim):
+    cfg = config(variant, data_dim)
+    rng = np.random.default_rng(0)
+    tmodel = build_torch(cfg).double()
+    jmodel = jm.build_model(cfg, jnp.float64)
+    seen = set()
+    for _ in range(6):
+        randomise_torch_masks(tmodel, rng)
+        state = {k: v.numpy() for k, v in tmodel.state_dict().items()}
+        variables = wm.torch_to_jax(state, cfg)
+        rows = jm.architecture(jmodel, variables)
+        assert rows == tmodel.architecture()
+        seen.add(str(rows))
+        sizes = jm.mask_sizes(jmodel, variables)
+        ref = tmodel.mask_sizes()
+        assert sorted(sizes) == sorted(ref)
+        for k in ref:
+            assert sizes[k] == pytest.approx(ref[k], rel=1e-12)
+    assert len(seen) > 1  # the random masks really changed the architecture
+
+
+def test_clamp_masks_matches_pytorch():
+    cfg = config("krwd", 2)
+    tmodel = build_torch(cfg).double()
+    with torch.no_grad():
+        for i, p in enumerate(tmodel.mask_parameters()):
+            p.fill_(5.0 if i % 2 else -5.0)
+    state = {k: v.numpy().copy() for k, v in tmodel.state_dict().items()}
+    jmodel = jm.build_model(cfg, jnp.float64)
+    variables = wm.torch_to_jax(state, cfg)
+    clamped = jm.clamp_masks(jmodel, variables["params"])
+    tmodel.clamp_masks()
+    back = wm.jax_to_torch({"params": clamped, "buffers": variables["buffers"]}, cfg)
+    for name, value in tmodel.state_dict().items():
+        assert np.array_equal(back[name], value.numpy()), name
+    assert len(jm.mask_bounds(cfg)) == len(tmodel.mask_parameters())
+
+
+@pytest.mark.parametrize(
+    ("variant", "data_dim", "head"), [("krwd", 1, "retrieval"), ("k", 2, "dense")]
+)
+def test_weight_decay_groups_match_pytorch(variant, data_dim, head):
+    cfg = config(variant, data_dim, head)
+    tmodel = build_torch(cfg)
+    names = {id(p): n for n, p in tmodel.named_parameters()}
+    decay = {names[id(p)] for p in tmodel.param_groups(0.1)[0]["params"]}
+    jmodel = jm.build_model(cfg)
+    variables = jax.eval_shape(lambda k: jm.init_variables(jmodel, k), jax.random.key(0))
+    groups = jm.param_groups(jmodel, variables["params"])
+    jdecay = set()
+    for e in wm.weight_map(cfg):
+        if e.jax_path[0] != "params":
+            continue
+        leaf = groups
+        for key in e.jax_path[1:]:
+            leaf = leaf[key]
+        if leaf:
+            jdecay.add(e.torch_name)
+    assert jdecay == decay
+
+
+def test_input_checks():
+    cfg = config("k", 1)
+    model = jm.build_model(cfg)
+    variables = jax.eval_shape(lambda k: jm.init_variables(model, k), jax.random.key(0))
+    with pytest.raises(ValueError, match="channels-last"):
+        jax.eval_shape(model.apply, variables, jnp.zeros((2, 2, 19)))  # channels first
+    with pytest.raises(TypeError, match="floating-point"):
+        jax.eval_shape(model.apply, variables, jnp.zeros((2, 19, 2), jnp.int32))
+    tcfg = config("k", 1, "retrieval")
+    tmodel = jm.build_model(tcfg)
+    tvars = jm.init_variables(tmodel, jax.random.key(0))
+    with pytest.raises(ValueError, match="token ids must lie"):
+        tmodel.apply(tvars, jnp.full((2, 2, 19), 9, jnp.int32))
+    with pytest.raises(TypeError):
+        jm.build_model({"variant": "k"})
+
+
+def test_kernel_net_constants_and_scale_match_pytorch():
+    assert (jk.W0_MAX, jk.BAND) == (tk.W0_MAX, tk.BAND)
+    cfg = config("k", 2)
+    model = jm.build_model(cfg)
+    freqs = np.asarray(
+        jm.init_variables(model, jax.random.key(3))["buffers"]["kernel_net"]["freqs"]
+    )
+    taps = (9, 7)
+    for d, k in enumerate(taps):  # no Fourier feature above BAND * Nyquist of the largest grid
+        bound = jk.BAND * (k - 1) / 4.0 / jk.W0_MAX
+        assert np.all(np.abs(freqs[d]) <= bound)
+        assert np.abs(freqs[d]).max() > 0.5 * bound

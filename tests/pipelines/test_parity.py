@@ -1,0 +1,98 @@
+"""The fast tier of the cross-framework parity checks (float64, tiny sizes): every variant,
+1D and 2D, every head at least once, PyTorch `virtual` and `trim`; every row must pass its
+stated tolerance. The full grid (both dtypes, every head) is `-m slow` and the CLI."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import pytest
+
+from pipelines import parity
+
+jax.config.update("jax_enable_x64", True)
+
+FAST = [
+    parity.Case("ccnn", 2, "dense", "float64"),
+    parity.Case("ccnn", 2, "dense", "float64", "trim"),
+    parity.Case("k", 1, "retrieval", "float64"),
+    parity.Case("k", 1, "retrieval", "float64", "trim"),
+    parity.Case("kr", 2, "global", "float64"),
+    parity.Case("kr", 2, "global", "float64", "trim"),  # judged against the trim bound
+    parity.Case("krwd", 1, "global", "float64"),
+    parity.Case("krwd", 1, "global", "float64", "trim", "full"),
+    parity.Case("krwd", 1, "global", "float64", "trim"),  # judged against the trim bound
+]
+KNOWN_TORCH_TRIM_ISSUE = parity.Case("krwd", 1, "global", "float64", "trim", "full")
+
+
+@functools.cache
+def rows_of(case: parity.Case) -> tuple:
+    return tuple(parity.run_case(case))
+
+
+def _id(case: parity.Case) -> str:
+    return f"{case.variant}-{case.data_dim}d-{case.head}-{case.torch_mode}-{case.resolution}"
+
+
+@pytest.mark.parametrize("case", FAST, ids=_id)
+def test_parity_rows_pass(case):
+    rows = rows_of(case)
+    checks = {r["check"] for r in rows}
+    assert {"complexity", "forward", "loss"} <= checks
+    if not case.trim_bound_applies:
+        assert {"grad", "zero_grad", "forward_after_steps"} | {
+            f"params_step{k}" for k in range(1, parity.STEPS + 1)
+        } <= checks
+    if case.torch_mode == "virtual":
+        assert "architecture" in checks
+        assert ("mask_values" in checks) == (case.variant != "ccnn")
+    for r in rows:
+        if case == KNOWN_TORCH_TRIM_ISSUE and r["check"].startswith("params_step"):
+            continue  # see test_trim_adamw_matches_virtual_for_depth_cut_blocks
+        assert r["passed"], r
+        bounded = case.trim_bound_applies and r["check"] in ("forward", "loss")
+        want = parity.TRIM_RESOLUTION_BOUND if bounded else parity.TOLERANCE[case.dtype]
+        assert r["tolerance"] == want, r
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="PyTorch reference: in trim mode the blocks cut by the depth mask get grad=None "
+    "and torch.optim.AdamW skips them (no weight decay), unlike virtual mode (reported)",
+)
+def test_trim_adamw_matches_virtual_for_depth_cut_blocks():
+    rows = rows_of(KNOWN_TORCH_TRIM_ISSUE)
+    steps = [r for r in rows if r["check"].startswith("params_step")]
+    assert steps and all(r["passed"] for r in steps), [r["detail"] for r in steps]
+
+
+def test_rel_err_rule():
+    assert parity.rel_err([1.0, 2.0], [1.0, 2.0]) == (0.0, 0.0)
+    d, r = parity.rel_err([1.0, -4.0 + 1e-3], [1.0, -4.0])
+    assert d == pytest.approx(1e-3) and r == pytest.approx(1e-3 / 4.0)
+    with pytest.raises(AssertionError, match="shapes differ"):
+        parity.rel_err([1.0], [1.0, 2.0])
+
+
+def test_cli_writes_csv_and_fails_on_a_failing_row(tmp_path, monkeypatch):
+    out = tmp_path / "parity.csv"
+    args = ["--variants", "ccnn", "--dims", "2", "--heads", "dense", "--dtypes", "float64"]
+    assert parity.main([*args, "--no-trim", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# passed:")
+    assert lines[1].split(",")[:11] == parity.COLUMNS[:11]
+    assert len(lines) == 2 + 12  # architecture, complexity, forward, loss, grad, zero_grad,
+    # 5 steps, forward_after_steps (ccnn has no masks)
+    monkeypatch.setitem(parity.TOLERANCE, "float64", 0.0)
+    assert parity.main([*args, "--no-trim", "--out", str(out)]) == 1
+
+
+@pytest.mark.slow
+def test_full_grid_cli(tmp_path):
+    assert parity.main(["--out", str(tmp_path / "parity.csv")]) in (0, 1)
+    text = (tmp_path / "parity.csv").read_text()
+    failed = [line for line in text.splitlines()[2:] if ",False," in line]
+    # only the known PyTorch trim/AdamW issue (krwd, trim, full resolution) may fail
+    assert all("block not run by torch trim" in line for line in failed), failed
