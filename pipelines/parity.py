@@ -82,10 +82,12 @@ HEADS_BY_DIM = {1: ("global", "dense", "retrieval"), 2: ("global", "dense")}
 # values after a step are not comparable and are left out of `params_step{k}`. They change
 # nothing the model computes: `forward_after_steps` compares the outputs after the 5 steps.
 ZERO_GRAD_PARAMS = ("encoder.linear.bias",)
-# Known PyTorch-reference discrepancy (reported for a fix on main, not worked around here):
-# in `trim` mode the blocks cut by the depth mask do not run, their parameters get
-# `grad = None`, and torch.optim.AdamW skips them entirely: no decoupled weight decay and no
-# moment/step update. In `virtual` mode (PyTorch or JAX) they get zero gradients and decay.
+# Once a PyTorch-reference discrepancy, fixed in implementations/torch/train.py (train_step
+# zero-fills missing gradients): in `trim` mode the blocks cut by the depth mask do not run and
+# their parameters got `grad = None`, which torch.optim.AdamW skips (no decoupled weight decay,
+# no moment update), while `virtual` mode (PyTorch or JAX) decays them. A failing row for such a
+# block is annotated with this text; test_trim_adamw_matches_virtual_for_depth_cut_blocks
+# guards the fix.
 TORCH_TRIM_SKIPPED_BLOCKS = "AdamW skips grad=None parameters: no weight decay"
 
 

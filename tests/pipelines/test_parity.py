@@ -24,7 +24,7 @@ FAST = [
     parity.Case("krwd", 1, "global", "float64", "trim", "full"),
     parity.Case("krwd", 1, "global", "float64", "trim"),  # judged against the trim bound
 ]
-KNOWN_TORCH_TRIM_ISSUE = parity.Case("krwd", 1, "global", "float64", "trim", "full")
+DEPTH_CUT_CASE = parity.Case("krwd", 1, "global", "float64", "trim", "full")
 
 
 @functools.cache
@@ -49,21 +49,14 @@ def test_parity_rows_pass(case):
         assert "architecture" in checks
         assert ("mask_values" in checks) == (case.variant != "ccnn")
     for r in rows:
-        if case == KNOWN_TORCH_TRIM_ISSUE and r["check"].startswith("params_step"):
-            continue  # see test_trim_adamw_matches_virtual_for_depth_cut_blocks
         assert r["passed"], r
         bounded = case.trim_bound_applies and r["check"] in ("forward", "loss")
         want = parity.TRIM_RESOLUTION_BOUND if bounded else parity.TOLERANCE[case.dtype]
         assert r["tolerance"] == want, r
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PyTorch reference: in trim mode the blocks cut by the depth mask get grad=None "
-    "and torch.optim.AdamW skips them (no weight decay), unlike virtual mode (reported)",
-)
 def test_trim_adamw_matches_virtual_for_depth_cut_blocks():
-    rows = rows_of(KNOWN_TORCH_TRIM_ISSUE)
+    rows = rows_of(DEPTH_CUT_CASE)
     steps = [r for r in rows if r["check"].startswith("params_step")]
     assert steps and all(r["passed"] for r in steps), [r["detail"] for r in steps]
 
