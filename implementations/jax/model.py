@@ -75,6 +75,14 @@ def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
     return centred * jax.lax.rsqrt(var + BN_EPS) * scale + bias
 
 
+def clip01(v: jax.Array) -> jax.Array:
+    """clip(v, 0, 1) with torch.clamp's gradient: 1 on the CLOSED interval [0, 1], 0 outside.
+    jnp.clip (min/max) splits the gradient 0.5/0.5 at v == 0 or 1, and C_curr's depth term
+    hits exactly v = 1 whenever size(m_depth) is straight-through clipped at max_blocks
+    (clip01(N_max - (N_max - 1))), which halved the depth-mask gradient against PyTorch."""
+    return jnp.where((v >= 0.0) & (v <= 1.0), v, jnp.clip(v, 0.0, 1.0))
+
+
 def _dense(features: int, fan_in: int, dtype: Any) -> nn.Dense:
     """A Dense layer initialised as PyTorch's nn.Linear (kernel layout (in, out))."""
     init = torch_linear_init(fan_in)
@@ -378,7 +386,7 @@ class DNArch(nn.Module):
             terms,
             depth,
             log2=jnp.log2,
-            clip01=lambda v: jnp.clip(v, 0.0, 1.0),
+            clip01=clip01,
         )
         return jnp.asarray(c, dtype=self.kernel_net.freqs.value.dtype)
 

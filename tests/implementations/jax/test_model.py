@@ -188,3 +188,12 @@ def test_kernel_net_constants_and_scale_match_pytorch():
         bound = jk.BAND * (k - 1) / 4.0 / jk.W0_MAX
         assert np.all(np.abs(freqs[d]) <= bound)
         assert np.abs(freqs[d]).max() > 0.5 * bound
+
+
+def test_clip01_has_torch_clamp_gradient_at_the_ends():
+    for v, want in ((0.0, 1.0), (1.0, 1.0), (0.5, 1.0), (1.5, 0.0), (-0.2, 0.0)):
+        t = torch.tensor(v, requires_grad=True)
+        torch.clamp(t, 0.0, 1.0).backward()
+        assert float(t.grad) == want
+        assert float(jax.grad(jm.clip01)(jnp.asarray(v))) == want, v
+        assert float(jm.clip01(jnp.asarray(v))) == min(max(v, 0.0), 1.0)
