@@ -243,6 +243,17 @@ def train_val_split(n: int) -> tuple[np.ndarray, np.ndarray]:
     return tr, va
 
 
+def three_splits(data: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{'train', 'test'} raw (images, labels) -> train / val (split of train) / test."""
+    x_train, y_train = data["train"]
+    tr, va = train_val_split(len(x_train))
+    return {
+        "train": (x_train[tr], y_train[tr]),
+        "val": (x_train[va], y_train[va]),
+        "test": data["test"],
+    }
+
+
 def fetch(ctx: Context) -> Path | Raw:
     return fetch_raw(ctx, ctx.spec.name)
 
@@ -252,13 +263,7 @@ def preprocess(ctx: Context, raw: Path | Raw) -> dict[str, Any]:
     data, checksums = load_raw(ctx, raw, name)
     mean = np.asarray(NORMALISATION[name]["mean"], np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(NORMALISATION[name]["std"], np.float32).reshape(1, 3, 1, 1)
-    x_train, y_train = data["train"]
-    tr, va = train_val_split(len(x_train))
-    parts = {
-        "train": (x_train[tr], y_train[tr]),
-        "val": (x_train[va], y_train[va]),
-        "test": data["test"],
-    }
+    parts = three_splits(data)
     with ArtefactWriter(ctx.out_dir) as w:
         for split, (x, y) in parts.items():
             w.save(split, "inputs", ((x.astype(np.float32) / 255.0 - mean) / std))  # (N,3,32,32)

@@ -41,13 +41,7 @@ def fetch(ctx: Context) -> Path | cifar.Raw:
 
 def preprocess(ctx: Context, raw: Path | cifar.Raw) -> dict[str, Any]:
     data, checksums = cifar.load_raw(ctx, raw, "cifar10")
-    x_train, y_train = data["train"]
-    tr, va = cifar.train_val_split(len(x_train))
-    parts = {
-        "train": (x_train[tr], y_train[tr]),
-        "val": (x_train[va], y_train[va]),
-        "test": data["test"],
-    }
+    parts = cifar.three_splits(data)
     with ArtefactWriter(ctx.out_dir) as w:
         for split, (x, y) in parts.items():
             gray = to_grayscale(x).reshape(len(x), 1, -1)  # (N, 32, 32) -> (N, 1, 1024)
