@@ -66,3 +66,11 @@ def test_crop_then_embed_keeps_exactly_the_low_band():
     mask = torch.ones_like(e.real, dtype=torch.bool)
     mask[..., rows, :3] = False
     assert torch.all(e[mask] == 0)
+
+
+def test_fft_conv_hand_written_backward_passes_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    for xs, ks in (((2, 3, 13), (3, 5)), ((2, 2, 7, 6), (2, 3, 9)), ((1, 2, 9), (2, 19))):
+        x = torch.randn(*xs, generator=g, dtype=torch.float64, requires_grad=True)
+        k = torch.randn(*ks, generator=g, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(fft_conv, (x, k))
