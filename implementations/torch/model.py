@@ -28,6 +28,7 @@ shared by the two documents).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,7 @@ from implementations.torch.fourier import (
     spectrum,
 )
 from implementations.torch.kernels import KernelNet
-from implementations.torch.masks import GaussianMask, SigmoidMask, coordinates, kept_window
+from implementations.torch.masks import GaussianMask, SigmoidMask, coordinates
 
 BN_EPS = 1e-5
 
@@ -71,6 +72,17 @@ def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     return F.batch_norm(x, None, None, weight, bias, training=True, eps=BN_EPS)
 
 
+@dataclass(frozen=True)
+class BlockPlan:
+    """What a block computes: widths (N_in, N_mid, N_out), kept frequency indices and the
+    resolution per axis, and the kept kernel-tap window per axis (None: the full grid)."""
+
+    widths: tuple[int, int, int]
+    kept_bins: tuple[int, ...]
+    resolution: tuple[int, ...]
+    windows: tuple[tuple[int, int], ...] | None
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -83,15 +95,10 @@ class Encoder(nn.Module):
             SigmoidMask(n, cfg.tau_channel, cfg.threshold, cfg.width) if cfg.learns_width else None
         )
 
-    def kept(self, trim: bool) -> int:
-        if not trim or self.width_mask is None:
-            return self.linear.out_features
-        return self.width_mask.kept()
-
-    def forward(self, x: torch.Tensor, trim: bool, data_dim: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k: int, data_dim: int) -> torch.Tensor:
+        """k: output channels computed (the encoder width mask's kept count in trim mode)."""
         if self.embedding is not None:
             x = self.embedding(x).transpose(1, 2)  # (B, L) -> (B, L, E) -> (B, E, L)
-        k = self.kept(trim)
         h = pwlinear(x, self.linear.weight[:k], self.linear.bias[:k])  # (B, k, *S)
         h = batch_norm(h, self.norm_weight[:k], self.norm_bias[:k])
         if self.width_mask is not None:
@@ -131,33 +138,50 @@ class ResidualBlock(nn.Module):
         self.out_mask = width_mask() if cfg.learns_width else None
 
     # ---- what this block keeps -------------------------------------------------------------
-    def widths(self, trim: bool) -> tuple[int, int, int]:
+    def plan_vectors(self) -> list[torch.Tensor]:
+        """The mask values whose non-zero counts fix the block's widths and kept frequencies."""
+        vecs = []
+        if self.in_mask is not None:
+            vecs += [self.in_mask.values(), self.mid_mask.values(), self.out_mask.values()]
+        if self.res_mask is not None:
+            vecs += [self.res_mask.values(a) for a in range(self.data_dim)]
+        return vecs
+
+    def make_plan(self, counts: list[int] | None) -> BlockPlan:
+        """What the block computes, from the counts of `plan_vectors()` (None: everything)."""
         n = self.linear1.in_features
-        if not trim or self.in_mask is None:
-            return n, n, n
-        return self.in_mask.kept(), self.mid_mask.kept(), self.out_mask.kept()
-
-    def kept_bins(self, trim: bool) -> tuple[int, ...]:
         bins = tuple(frequency_bins(s) for s in self.input_shape)
-        if not trim or self.res_mask is None:
-            return bins
-        return tuple(self.res_mask.kept(a) for a in range(self.data_dim))
+        if counts is None:
+            return BlockPlan((n, n, n), bins, self.input_shape, None)
+        counts = list(counts)
+        widths = (n, n, n)
+        if self.in_mask is not None:
+            widths, counts = tuple(counts[:3]), counts[3:]
+        if self.res_mask is not None:
+            bins = tuple(counts[: self.data_dim])
+        resolution = tuple(resolution_for_bins(k, s) for k, s in zip(bins, self.input_shape))
+        return BlockPlan(widths, bins, resolution, None)
 
-    def resolution(self, trim: bool) -> tuple[int, ...]:
-        kept = self.kept_bins(trim)
-        return tuple(resolution_for_bins(k, s) for k, s in zip(kept, self.input_shape))
+    def kernel_vectors(self, resolution: tuple[int, ...], like: torch.Tensor):
+        """Kernel-mask values on the full tap grid of every axis at `resolution` (or [])."""
+        if self.kernel_mask is None:
+            return []
+        return [
+            self.kernel_mask.values(coordinates(kernel_taps(r), like), a)
+            for a, r in enumerate(resolution)
+        ]
 
-    def kernel_grid(self, resolution: tuple[int, ...], trim: bool, like: torch.Tensor):
+    def kernel_grid(self, plan: BlockPlan, like: torch.Tensor):
         """Per axis: (coordinates of the taps computed, mask values there or None)."""
         out = []
-        for a, r in enumerate(resolution):
+        for a, r in enumerate(plan.resolution):
             x = coordinates(kernel_taps(r), like)
             if self.kernel_mask is None:
                 out.append((x, None))
                 continue
             m = self.kernel_mask.values(x, a)
-            if trim:
-                start, stop = kept_window(m)
+            if plan.windows is not None:
+                start, stop = plan.windows[a]
                 x, m = x[start:stop], m[start:stop]
             out.append((x, m))
         return out
@@ -166,14 +190,12 @@ class ResidualBlock(nn.Module):
         self,
         kernel_net: KernelNet,
         n_channels: int,
-        k_in: int,
-        resolution: tuple[int, ...],
-        trim: bool,
+        plan: BlockPlan,
         hidden_cache: dict | None,
     ) -> torch.Tensor:
-        """The block's depthwise kernel at `resolution`: (k_in, *K)."""
-        like = kernel_net.freqs
-        grid = self.kernel_grid(resolution, trim, like)
+        """The block's depthwise kernel at the plan's resolution: (k_in, *K)."""
+        k_in, resolution = plan.widths[0], plan.resolution
+        grid = self.kernel_grid(plan, kernel_net.freqs)
         axes = [x for x, _ in grid]
         taps = tuple(len(x) for x in axes)
         key = (resolution, taps)
@@ -200,17 +222,16 @@ class ResidualBlock(nn.Module):
         x: torch.Tensor,
         kernel_net: KernelNet,
         depth_value: torch.Tensor | None,
-        trim: bool,
+        plan: BlockPlan,
         hidden_cache: dict | None = None,
     ) -> torch.Tensor:
         d = self.data_dim
         n = self.linear1.in_features
-        k_in, k_mid, k_out = self.widths(trim)
+        k_in, k_mid, k_out = plan.widths
         h = batch_norm(x[:, :k_in], self.norm_weight[:k_in], self.norm_bias[:k_in])
         resolution = self.input_shape
         if self.res_mask is not None:  # Sec. 2.4.2: low-pass (and crop) the block's input
-            kept = self.kept_bins(trim)
-            resolution = self.resolution(trim)
+            kept, resolution = plan.kept_bins, plan.resolution
             hf = spectrum(h, d)  # (B, k_in, *F)
             for a in range(d):
                 m = self.res_mask.values(a)  # over |frequency index| of axis a
@@ -224,7 +245,7 @@ class ResidualBlock(nn.Module):
             if resolution != self.input_shape:
                 hf = embed_spectrum(crop_spectrum(hf, kept), kept, resolution)
             h = from_spectrum(hf, resolution)  # (B, k_in, *resolution)
-        kernel = self.kernel(kernel_net, n, k_in, resolution, trim, hidden_cache)
+        kernel = self.kernel(kernel_net, n, plan, hidden_cache)
         h = fft_conv(h, kernel) + _bshape(self.conv_bias[:k_in], d)
         if self.in_mask is not None:
             h = h * _bshape(self.in_mask.values()[:k_in], d)
@@ -334,20 +355,58 @@ class DNArch(nn.Module):
         batch = x.shape[0]
         if cfg.task == "retrieval":
             x = torch.cat([x[:, 0], x[:, 1]], dim=0)  # (2B, L): documents 1 then 2
-        h = self.encoder(x, trim, cfg.data_dim)  # (B', k_enc, *S)
+        k_enc, n_run, plans = self.plan(trim)
+        h = self.encoder(x, k_enc, cfg.data_dim)  # (B', k_enc, *S)
         depth = self.depth_mask.values() if self.depth_mask is not None else None
-        n_run = self.depth_mask.kept() if (trim and depth is not None) else len(self.blocks)
         width = h.shape[1]
         if trim:
-            for block in self.blocks[:n_run]:
-                width = max(width, *block.widths(trim))
+            for p in plans[:n_run]:
+                width = max(width, *p.widths)
             if width > h.shape[1]:
                 h = F.pad(h, (0, 0) * cfg.data_dim + (0, width - h.shape[1]))
         cache: dict | None = {} if not trim else None
-        for block in self.blocks[:n_run]:
+        for block, p in zip(self.blocks[:n_run], plans):
             dv = depth[block.index] if depth is not None else None
-            h = block(h, self.kernel_net, dv, trim, cache)
+            h = block(h, self.kernel_net, dv, p, cache)
         return self._decode(h, batch)
+
+    def plan(self, trim: bool) -> tuple[int, int, list[BlockPlan]]:
+        """(encoder width, blocks run, one BlockPlan per block run) for a forward pass.
+
+        In trim mode the kept counts come from the mask values with two host synchronisations
+        in all (one for widths, depth and frequencies, one for the kernel windows, which
+        depend on the resolutions), not one per mask: on a GPU each `.item()` waits for the
+        queue to drain."""
+        n = self.cfg.n_channels
+        if not trim:
+            return n, len(self.blocks), [b.make_plan(None) for b in self.blocks]
+        head = []
+        if self.encoder.width_mask is not None:
+            head.append(self.encoder.width_mask.values())
+        if self.depth_mask is not None:
+            head.append(self.depth_mask.values())
+        per_block = [b.plan_vectors() for b in self.blocks]
+        vecs = head + [v for vs in per_block for v in vs]
+        counts = _count_nonzero(vecs)
+        k_enc = counts.pop(0) if self.encoder.width_mask is not None else n
+        n_run = counts.pop(0) if self.depth_mask is not None else len(self.blocks)
+        plans = []
+        for block, vs in zip(self.blocks[:n_run], per_block):
+            plans.append(block.make_plan(counts[: len(vs)]))
+            counts = counts[len(vs) :]
+        like = self.kernel_net.freqs
+        kvecs = [block.kernel_vectors(p.resolution, like) for block, p in zip(self.blocks, plans)]
+        kcounts = _count_nonzero([v for vs in kvecs for v in vs])
+        for i, (vs, p) in enumerate(zip(kvecs, plans)):
+            if not vs:
+                continue
+            windows = []
+            for v in vs:
+                k = max(kcounts.pop(0), 1)  # centred, symmetric mask on an odd grid
+                start = (v.shape[0] - k) // 2
+                windows.append((start, start + k))
+            plans[i] = replace(p, windows=tuple(windows))
+        return k_enc, n_run, plans
 
     def _decode(self, h: torch.Tensor, batch: int) -> torch.Tensor:
         cfg = self.cfg
@@ -406,18 +465,17 @@ class DNArch(nn.Module):
     def architecture(self) -> list[dict]:
         """One row per surviving block (Tables 4, 5): kernel size (taps per axis), resolution
         (samples per axis) and [N_in, N_mid, N_out]; `len()` of the list is the depth."""
-        n_run = self.depth_mask.kept() if self.depth_mask is not None else len(self.blocks)
+        _, n_run, plans = self.plan(trim=True)
         rows = []
         like = self.kernel_net.freqs
-        for block in self.blocks[:n_run]:
-            resolution = block.resolution(trim=True)
-            grid = block.kernel_grid(resolution, trim=True, like=like)
+        for block, p in zip(self.blocks[:n_run], plans):
+            grid = block.kernel_grid(p, like)
             rows.append(
                 {
                     "block": block.index,
                     "kernel_size": [len(x) for x, _ in grid],
-                    "resolution": list(resolution),
-                    "width": list(block.widths(trim=True)),
+                    "resolution": list(p.resolution),
+                    "width": list(p.widths),
                 }
             )
         return rows
@@ -467,6 +525,13 @@ class DNArch(nn.Module):
             {"params": decay, "weight_decay": weight_decay},
             {"params": rest, "weight_decay": 0.0},
         ]
+
+
+def _count_nonzero(vectors: list[torch.Tensor]) -> list[int]:
+    """Non-zero entries of each vector, fetched to the host in one transfer."""
+    if not vectors:
+        return []
+    return torch.stack([torch.count_nonzero(v.detach()) for v in vectors]).tolist()
 
 
 def build_model(cfg: ModelConfig) -> DNArch:
