@@ -77,6 +77,8 @@ From: @@BASE@@
     rm -rf @@PREFIX@@/build @@PREFIX@@/*.egg-info
 
 %environment
+    # Apptainer passes the host's environment in: keep host Python paths out of the pins.
+    unset PYTHONPATH PYTHONHOME
     export PYTHONNOUSERSITE=1
     export PYTHONUNBUFFERED=1
 @@ENVIRONMENT@@
