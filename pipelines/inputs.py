@@ -94,7 +94,9 @@ class Resizer:
                 continue
             if self.mode == "pool":
                 if name != "inputs":
-                    raise ValueError("resize=pool is for inputs only; use crop/stride for dense tasks")
+                    raise ValueError(
+                        "resize=pool is for inputs only; use crop/stride for dense tasks"
+                    )
                 out[name] = self._pool(a)
                 continue
             idx = tuple(self._index(f, t) for f, t in zip(self.full_shape, self.target_shape))

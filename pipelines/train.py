@@ -59,7 +59,11 @@ from pipelines import provenance as P
 from pipelines.inputs import Resizer, output_channels_first, to_channels_last
 from pipelines.settings import FRAMEWORKS, PROFILES, SettingsError, hyper, load_profile
 
-LOSS_BY_METRIC = {"accuracy": "cross_entropy", "rel_l2": "relative_l2", "one_minus_auroc": "bce_ignore"}
+LOSS_BY_METRIC = {
+    "accuracy": "cross_entropy",
+    "rel_l2": "relative_l2",
+    "one_minus_auroc": "bce_ignore",
+}
 
 
 class TrainError(RuntimeError):
@@ -357,7 +361,9 @@ class Evaluator:
     def prepare(self, batch: dict) -> dict:
         return self.resizer.apply(batch, self.tokens) if self.resizer is not None else batch
 
-    def run(self, backend, it: BatchIterator, max_batches: int | None = None) -> tuple[float, float]:
+    def run(
+        self, backend, it: BatchIterator, max_batches: int | None = None
+    ) -> tuple[float, float]:
         """(mean task loss, metric) of `backend` over (a prefix of) the split."""
         outs, tgts, igns, losses, sizes = [], [], [], [], []
         for i, raw in enumerate(it.epoch(0)):
@@ -417,7 +423,10 @@ def train(args: argparse.Namespace) -> dict:
     try:
         meta = load_meta(data_dir)
     except DataError as e:
-        raise TrainError(f"{e} (the workflow's data rule makes it: snakemake {data_dir}/meta.json)")
+        hint = f"the workflow makes it: snakemake --cores 1 {data_dir}/meta.json"
+        if args.profile == "paper":
+            hint += f" (or: python -m data_prep {args.dataset} --source download --out {data_dir})"
+        raise TrainError(f"{e}; {hint}") from None
     if meta["dataset"] != args.dataset:
         raise TrainError(f"{data_dir} holds {meta['dataset']!r}, not {args.dataset!r}")
     if args.profile == "paper" and meta["source"] != "download":
