@@ -1,7 +1,7 @@
 # Reports: python -m reports.build reads result.json / metrics.csv files (never a model) and
 # writes the tables, Fig. 10 and the summary; python -m pipelines.parity writes parity.csv.
 # Every output is a report(...) item for `snakemake --report report.html`.
-PAPER_RESULTS = "reports/paper_results.yaml"
+PAPER_RESULTS = str(Path(workflow.basedir) / "reports" / "paper_results.yaml")
 CAPTIONS = "../../reports/captions"
 
 
