@@ -24,7 +24,8 @@ the saved RNG state (torch) or (rng, step) (JAX). A NaN/Inf loss stops the run, 
 step and the offending parameters; the last good checkpoint is left untouched.
 
 Evaluation: the final model (no best-epoch selection) on the test split; val and a fixed
-prefix of the train split (`train_eval_batches`, no augmentation) after every epoch. BatchNorm
+prefix of the train split (`train_eval_batches` full batches, no augmentation) after every
+epoch. BatchNorm
 uses batch statistics in evaluation too (Appx. E.1), so evaluation batches have the training
 batch size. Training drops the last incomplete batch (one compiled JAX step shape, no
 BatchNorm over a handful of samples).
@@ -447,7 +448,10 @@ def train(args: argparse.Namespace) -> dict:
     n_train = int(meta["splits"]["train"]["size"])
     batch_size = min(int(hp["batch_size"]), n_train)
     train_it = BatchIterator(data_dir, "train", batch_size, drop_last=True, seed=args.seed)
-    train_eval_it = BatchIterator(data_dir, "train", batch_size, shuffle=False, augment=False)
+    # drop_last: the train-metric batches have the training batch shape (one JAX compile less)
+    train_eval_it = BatchIterator(
+        data_dir, "train", batch_size, shuffle=False, augment=False, drop_last=True
+    )
     val_it = BatchIterator(data_dir, "val", batch_size)
     test_it = BatchIterator(data_dir, "test", batch_size)
     steps_per_epoch = len(train_it)

@@ -269,7 +269,7 @@ def render(profile: str, tables: list[str], parity: str, fig: str, md: str, html
         else f"**{profile.upper()} PROFILE: generated data, tiny models, a few epochs. "
         "Nothing here is comparable to the paper.**"
     )
-    par = pd.read_csv(parity)
+    par = pd.read_csv(parity, comment="#")
     failed = par[~par["passed"].astype(bool)]
     par_line = f"Parity: {len(par)} checks, {len(failed)} failed ({Path(parity).name})."
     md_parts = [f"# dnarch-repro results ({profile} profile)", "", banner, ""]

@@ -110,7 +110,9 @@ def test_architecture_table_fig10_and_render(tmp_path):
     B.fig10(res, "smoke", str(out / "f.png"), str(out / "f.pdf"))
     assert (out / "f.png").stat().st_size > 1000 and (out / "f.pdf").exists()
     arch.to_csv(out / "table5.csv", index=False)
-    (out / "parity.csv").write_text("check,passed\nforward,True\n")
+    (out / "parity.csv").write_text(
+        "# a comment line, as pipelines.parity writes\ncheck,passed\nforward,True\n"
+    )
     B.render("smoke", [str(out / "table5.csv")], str(out / "parity.csv"), str(out / "f.png"),
              str(out / "s.md"), str(out / "s.html"))  # fmt: skip
     assert "SMOKE PROFILE" in (out / "s.md").read_text()
