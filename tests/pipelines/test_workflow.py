@@ -92,7 +92,7 @@ def test_tiny_workflow_runs_and_reruns_as_nothing_to_do(tmp_path):
         "profile=smoke",
         "datasets=[darcyflow,listops]",
         "variants=[ccnn,krwd]",
-        "parity={variants: [ccnn], dims: [1], heads: [global], dtypes: [float64], no_trim: true}",
+        "parity={variants: [ccnn], heads: [global], dtypes: [float64]}",
     ]
     snakemake("--cores", "2", "--directory", str(tmp_path), *config)
     reports = tmp_path / "smoke" / "reports"
@@ -114,7 +114,8 @@ def test_tiny_workflow_runs_and_reruns_as_nothing_to_do(tmp_path):
     run = tmp_path / "smoke/runs/darcyflow/krwd/torch/seed0"
     before = (run / "result.json").read_text()
     (run / "result.json").unlink()
-    snakemake("--cores", "2", "--directory", str(tmp_path), *config)
+    target = "smoke/runs/darcyflow/krwd/torch/seed0/result.json"
+    snakemake("--cores", "2", "--directory", str(tmp_path), target, *config)
     log = (tmp_path / "smoke/logs/train/darcyflow/krwd/torch/seed0.log").read_text()
     assert "resuming from" in log
     import json
