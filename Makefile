@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint format bench lock clean-venv
+.PHONY: run demo report test test-slow lint format bench lock clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,8 +12,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[all]"
 	@touch $(STAMP)
 
-## run: the main job (until the Snakemake workflow lands: every variant trains on a toy problem)
+## run: the main job: the offline smoke workflow (all datasets x variants x frameworks -> smoke/reports)
 run: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores 2 --config profile=smoke
+
+## report: Snakemake's HTML report of the smoke run
+report: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --config profile=smoke --report smoke/report.html
+
+## demo: every variant trains on a toy problem (the main job before the workflow landed)
+demo: $(STAMP)
 	$(BIN)/python -m pipelines.demo
 
 ## test: the fast test tier (CPU, minutes) plus lint; this is what CI runs

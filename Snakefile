@@ -1,0 +1,28 @@
+"""dnarch-repro workflow: data -> training (dataset x variant x framework x seed) -> the
+paper's Tables 1-5, Fig. 10, the framework parity table and an HTML/Markdown summary.
+
+    snakemake --cores 8 reports/table1.csv                  # paper profile (the default)
+    snakemake --cores 2 --config profile=smoke              # offline smoke run -> smoke/
+    snakemake -n --config profile=paper reports/table1.csv  # plan only
+    snakemake --config profile=smoke --report smoke/report.html
+
+Profiles: pipelines/config/{paper,smoke}.yaml, validated against pipelines/config/schema.yaml.
+Rules: pipelines/rules/*.smk. The rules only wire CLIs together: python -m data_prep,
+python -m pipelines.train, python -m pipelines.parity, python -m reports.build.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "pipelines/rules/common.smk"
+include: "pipelines/rules/data.smk"
+include: "pipelines/rules/train.smk"
+include: "pipelines/rules/reports.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_reports(),

@@ -1,0 +1,126 @@
+# Profile selection, validation and the path layout shared by every rule file.
+#
+# --config profile=paper|smoke picks pipelines/config/<profile>.yaml (default: paper, so that
+# `snakemake reports/table1.csv` is the reproduction); other --config keys override the file.
+# The merged configuration is validated against pipelines/config/schema.yaml with defaults
+# filled in: an unknown dataset, variant, framework or key fails here, before any job, with the
+# valid values listed.
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+PROFILES = ("paper", "smoke")
+PROFILE = config.get("profile", "paper")
+if PROFILE not in PROFILES:
+    raise WorkflowError(f"unknown profile {PROFILE!r}; valid profiles: {list(PROFILES)}")
+
+
+configfile: str(Path(workflow.basedir) / "pipelines" / "config" / f"{PROFILE}.yaml")
+
+
+validate(config, "../config/schema.yaml", set_default=True)
+
+# Jobs run `python -m ...`: make it the interpreter that runs Snakemake unless a software
+# deployment method (conda, apptainer) provides its own.
+envvars:
+    "PATH",
+
+
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+ENV = "../../environment.yml"
+PATHS = config["paths"]
+if PROFILE != "paper":
+    for key, where in PATHS.items():
+        top = Path(where).parts[0] if Path(where).parts else ""
+        if top in ("reports", "results", "data"):
+            raise WorkflowError(
+                f"profile {PROFILE!r}: paths.{key}={where!r} lies in a paper-profile directory "
+                f"({top}/); smoke outputs must never land where paper outputs go"
+            )
+missing = sorted(set(config["datasets"]) - set(config["hyper"]))
+if missing:
+    raise WorkflowError(
+        f"profile {PROFILE!r}: datasets {missing} have no hyperparameters under `hyper`; "
+        f"defined: {sorted(config['hyper'])}"
+    )
+
+DATASETS = config["datasets"]
+VARIANTS = config["variants"]
+FRAMEWORKS = config["frameworks"]
+SEEDS = config["seeds"]
+TABLES = {
+    "table1": ["listops", "text", "retrieval", "image", "pathfinder", "pathx"],
+    "table2": ["darcyflow", "cosmic"],
+    "table3": ["cifar10", "cifar100"],
+}
+ARCH_TABLES = {"table4": TABLES["table1"], "table5": TABLES["table2"] + TABLES["table3"]}
+RUN = f"{PATHS['runs']}/{{dataset}}/{{variant}}/{{framework}}/seed{{seed}}"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    variant="|".join(VARIANTS),
+    framework="|".join(FRAMEWORKS),
+    seed=r"\d+",
+    table="table[1-3]",
+    arch="table[45]",
+
+
+def runs(datasets, variants=None, frameworks=None, name="result.json"):
+    """Every run file of the configured grid restricted to `datasets`."""
+    return expand(
+        f"{RUN}/{name}",
+        dataset=[d for d in datasets if d in DATASETS],
+        variant=variants or VARIANTS,
+        framework=frameworks or FRAMEWORKS,
+        seed=SEEDS,
+    )
+
+
+def report_path(name):
+    return f"{PATHS['reports']}/{name}"
+
+
+def all_reports():
+    out = [report_path(f"{t}.csv") for t in TABLES if set(TABLES[t]) & set(DATASETS)]
+    out += [report_path(f"{t}.csv") for t in ARCH_TABLES if set(ARCH_TABLES[t]) & set(DATASETS)]
+    out += [report_path("fig10.png"), report_path("fig10.pdf"), report_path("parity.csv")]
+    out += [report_path("summary.md"), report_path("summary.html")]
+    return out
+
+
+# ---- data rule helpers ----------------------------------------------------------------------
+MANUAL_DATA = ("darcyflow", "cosmic")
+
+
+def data_args(wildcards):
+    d = wildcards.dataset
+    args = ["--source", config["data_source"]]
+    size = config["hyper"][d]["generate_size"]
+    if config["data_source"] == "generate" and size is not None:
+        args += ["--size", str(size)]
+    for f in config["data_files"].get(d, []):
+        args += ["--file", f]
+    for u in config["data_urls"].get(d, []):
+        args += ["--url", u]
+    return shlex.join(args)
+
+
+def data_hint(wildcards):
+    d = wildcards.dataset
+    if config["data_source"] == "generate":
+        return f"offline generator failed for {d}"
+    hint = (
+        f"download of {d} failed. Retry only this job with `snakemake --cores 1 "
+        f"{PATHS['data']}/{d}/meta.json`; or give a local copy / mirror: "
+        f"--config 'data_files={{{d}: [PATH, ...]}}' or 'data_urls={{{d}: [URL, ...]}}' "
+        f"(same as python -m data_prep {d} --source download --file PATH / --url URL)"
+    )
+    if d in MANUAL_DATA and not config["data_files"].get(d) and not config["data_urls"].get(d):
+        hint += f". {d} has NO working public URL (NAS-Bench-360 S3 answers 403): data_files is required"
+    return hint

@@ -1,0 +1,172 @@
+"""The training CLI (pipelines.train): resume equals an uninterrupted run, NaN stops the run
+without touching the last checkpoint, bad input fails with the valid values, result.json
+carries provenance. Tiny generated data, the smoke profile, CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.pipeline import prepare
+from pipelines import train as T
+from pipelines.inputs import Resizer
+from pipelines.settings import SettingsError, load_profile, validate
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    prepare("darcyflow", "generate", root / "darcyflow", size=20, progress=False)
+    prepare("listops", "generate", root / "listops", size=40, progress=False)
+    return root
+
+
+def _run(fw, dataset, data, out, *extra) -> int:
+    argv = [
+        "--framework", fw, "--dataset", dataset, "--variant", "krwd", "--profile", "smoke",
+        "--out", str(out), "--data", str(data / dataset), "--no-progress", *extra,
+    ]  # fmt: skip
+    return T.main(argv)
+
+
+def _metrics(path: Path) -> list[dict]:
+    import csv
+
+    rows = list(csv.DictReader(open(path)))
+    for r in rows:
+        r.pop("wall_s")
+    return rows
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+def test_resume_gives_the_uninterrupted_numbers(fw, data, tmp_path):
+    assert _run(fw, "darcyflow", data, tmp_path / "full") == 0
+    # "killed" right after the checkpoint of epoch 1, then the same command again
+    assert _run(fw, "darcyflow", data, tmp_path / "half", "--debug-stop-after-epoch", "1") == 3
+    assert not (tmp_path / "half" / "result.json").exists()
+    assert len(_metrics(tmp_path / "half" / "metrics.csv")) == 1
+    assert _run(fw, "darcyflow", data, tmp_path / "half") == 0
+    assert _metrics(tmp_path / "full" / "metrics.csv") == _metrics(
+        tmp_path / "half" / "metrics.csv"
+    )
+    a = json.loads((tmp_path / "full" / "result.json").read_text())
+    b = json.loads((tmp_path / "half" / "result.json").read_text())
+    for key in ("test_metric", "test_loss", "c_ratio", "architecture", "mask_sizes", "run_key"):
+        assert a[key] == b[key], key
+    assert len(_metrics(tmp_path / "full" / "metrics.csv")) == 2
+
+
+def test_result_json_provenance(data, tmp_path):
+    assert _run("torch", "listops", data, tmp_path / "r") == 0
+    r = json.loads((tmp_path / "r" / "result.json").read_text())
+    for key in ("git_sha", "versions", "device", "seed", "config", "wall_s", "architecture"):
+        assert key in r, key
+    assert r["metric"] == "accuracy" and 0.0 <= r["test_metric"] <= 100.0
+    assert r["data"]["kind"] == "generated" and r["profile"] == "smoke"
+    assert r["depth"] == len(r["architecture"]) >= 1
+    assert r["config"]["resize"] == {"shape": [256], "mode": "crop"}
+    header = (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for col in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "c_ratio"):
+        assert col in header
+    assert any(c.startswith("size.blocks.0.width") for c in header)
+    assert "size.depth" in header
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+def test_nan_stops_and_keeps_the_last_checkpoint(fw, data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(fw, "darcyflow", data, out, "--debug-stop-after-epoch", "1") == 3
+    ckpt = next(out.glob("checkpoint.*"))
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert _run(fw, "darcyflow", data, out, "--debug-nan-step", "3") == 2
+    err = capsys.readouterr().err
+    assert "non-finite loss" in err and "at step 3" in err
+    assert "head" in err  # the poisoned parameter is named
+    assert "unchanged" in err
+    assert ckpt.read_bytes() == before
+    assert not (out / "result.json").exists()
+
+
+def test_checkpoint_of_another_configuration_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run("torch", "darcyflow", data, out, "--debug-stop-after-epoch", "1") == 3
+    assert _run("torch", "darcyflow", data, out, "--epochs", "3") == 1
+    assert "different configuration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag,value", [("--dataset", "mnist"), ("--variant", "kw"), ("--framework", "tf")]
+)
+def test_unknown_choices_list_the_valid_values(flag, value, tmp_path, capsys):
+    argv = ["--framework", "torch", "--dataset", "listops", "--variant", "k", "--profile", "smoke"]
+    argv += ["--out", str(tmp_path)]
+    argv[argv.index(flag) + 1] = value
+    with pytest.raises(SystemExit):
+        T.main(argv)
+    err = capsys.readouterr().err
+    assert value in err and "choose from" in err
+
+
+def test_missing_data_names_the_command(tmp_path, capsys):
+    argv = "--framework torch --dataset darcyflow --variant k --profile smoke".split()
+    rc = T.main([*argv, "--out", str(tmp_path / "o"), "--data", str(tmp_path / "nope")])
+    assert rc == 1
+    assert "snakemake --cores 1" in capsys.readouterr().err
+
+
+# ---- settings -------------------------------------------------------------------------------
+def test_profiles_validate_and_fill_defaults():
+    paper = load_profile("paper")
+    assert paper["hyper"]["listops"]["warmup_epochs"] == 5
+    assert paper["hyper"]["text"]["tau_channel"] == 25 and paper["hyper"]["text"]["tau_depth"] == 8
+    assert paper["hyper"]["cosmic"] == {**paper["hyper"]["darcyflow"], "runtime_min": 4320}
+    smoke = load_profile("smoke")
+    assert smoke["paths"]["reports"].startswith("smoke/")
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ({"datasets": ["listops", "mnist"]}, "is not one of"),
+        ({"variants": ["kw"]}, "'ccnn', 'k', 'kr', 'krwd'"),
+        ({"frameworks": ["tf"]}, "'torch', 'jax'"),
+        ({"bogus": 1}, "Additional properties"),
+    ],
+)
+def test_bad_settings_fail_with_valid_values(override, needle):
+    with pytest.raises(SettingsError, match="invalid workflow configuration") as e:
+        load_profile("smoke", overrides=override)
+    assert needle in str(e.value)
+
+
+def test_unknown_profile():
+    with pytest.raises(SettingsError, match="valid profiles"):
+        load_profile("fast")
+
+
+def test_hyper_typo_rejected():
+    cfg = load_profile("smoke")
+    cfg["hyper"]["listops"]["lr_typo"] = 1
+    with pytest.raises(SettingsError, match="lr_typo"):
+        validate(cfg)
+
+
+# ---- resizing ---------------------------------------------------------------------------------
+def test_resizer_pool_crop_stride():
+    meta = {"input_shape": [16], "image_shape": [4, 4]}
+    r = Resizer.from_settings(meta, {"input_shape": [4], "resize": "pool"})
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 16)  # (B, C, L) of a 4x4 image
+    y = r.apply({"inputs": x, "targets": np.zeros(1)}, tokens=False)["inputs"]
+    np.testing.assert_allclose(y.reshape(2, 2), [[2.5, 4.5], [10.5, 12.5]])
+    meta2 = {"input_shape": [85, 85]}
+    r2 = Resizer.from_settings(meta2, {"input_shape": [22, 22], "resize": "stride"})
+    f = np.arange(85 * 85, dtype=np.float32).reshape(85, 85)
+    np.testing.assert_array_equal(r2.apply_field(f), f[::4, ::4])
+    r3 = Resizer.from_settings({"input_shape": [9]}, {"input_shape": [5], "resize": "crop"})
+    tok = np.arange(18).reshape(1, 2, 9)
+    np.testing.assert_array_equal(r3.apply({"inputs": tok}, tokens=True)["inputs"], tok[..., :5])
+    assert Resizer.from_settings(meta2, {"input_shape": None}) is None
