@@ -3,12 +3,15 @@ paper's Tables 1-5, Fig. 10, the framework parity table and an HTML/Markdown sum
 
     snakemake --cores 8 reports/table1.csv                  # paper profile (the default)
     snakemake --cores 2 --config profile=smoke              # offline smoke run -> smoke/
-    snakemake -n --config profile=paper reports/table1.csv  # plan only
+    snakemake -n reports/table1.csv --config profile=paper  # plan only
     snakemake --config profile=smoke --report smoke/report.html
 
 Profiles: pipelines/config/{paper,smoke}.yaml, validated against pipelines/config/schema.yaml.
 Rules: pipelines/rules/*.smk. The rules only wire CLIs together: python -m data_prep,
 python -m pipelines.train, python -m pipelines.parity, python -m reports.build.
+Put `--config ...` last: it takes every argument after it as a key=value pair, targets too.
+With --sdm apptainer (pipelines/profiles/slurm, local, tpu) every rule runs in its image
+(containers/images.py): train_torch / train_jax in the framework's image, the rest in cpu.
 """
 
 from snakemake.utils import min_version
@@ -20,6 +23,7 @@ include: "pipelines/rules/common.smk"
 include: "pipelines/rules/data.smk"
 include: "pipelines/rules/train.smk"
 include: "pipelines/rules/reports.smk"
+include: "containers/containers.smk"
 
 
 rule all:

@@ -33,6 +33,27 @@ envvars:
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 ENV = "../../environment.yml"
+
+# Apptainer images (containers/images.py). Used only with --sdm apptainer (the cluster
+# profiles); a plain run ignores `container:`. Build them first: `snakemake --cores 1 images`.
+sys.path.insert(0, workflow.basedir)
+from containers.images import image_for, sif_path  # noqa: E402
+
+IMAGE_CPU = sif_path("cpu")
+
+
+if config["accelerator"] == "tpu" and "torch" in config["frameworks"]:
+    raise WorkflowError(
+        "accelerator=tpu runs JAX only (no PyTorch TPU image); set frameworks: [jax] "
+        "(pipelines/profiles/tpu/accelerator.yaml does)"
+    )
+
+
+def train_image(framework):
+    if config["accelerator"] == "cpu":
+        return IMAGE_CPU
+    return sif_path(image_for(framework, config["accelerator"]))
+
 PATHS = config["paths"]
 if PROFILE != "paper":
     for key, where in PATHS.items():

@@ -16,6 +16,8 @@ rule data:
         mem_mb=16000,
     conda:
         ENV
+    container:
+        IMAGE_CPU
     shell:
         "python -m data_prep {wildcards.dataset} {params.args} --out {params.out} --no-progress "
         "> {log} 2>&1 || {{ echo 'data rule: {params.hint:q}; log: {log}' >&2; exit 1; }}"

@@ -23,6 +23,8 @@ rule results_table:
         tol=config["tolerance"],
     conda:
         ENV
+    container:
+        IMAGE_CPU
     shell:
         "python -m reports.build table --table {wildcards.table} --profile {params.profile} "
         "--datasets {params.datasets} --paper {input.paper} "
@@ -47,6 +49,8 @@ rule architecture_table:
         profile=PROFILE,
     conda:
         ENV
+    container:
+        IMAGE_CPU
     shell:
         "python -m reports.build architectures --table {wildcards.arch} --profile {params.profile} "
         "--paper {input.paper} --out {output} {input.results} > {log} 2>&1"
@@ -68,6 +72,8 @@ rule fig10:
         profile=PROFILE,
     conda:
         ENV
+    container:
+        IMAGE_CPU
     shell:
         "python -m reports.build fig10 --profile {params.profile} --png {output.png} --pdf {output.pdf} "
         "{input.results} > {log} 2>&1"
@@ -88,6 +94,8 @@ rule parity:
     threads: 1
     conda:
         ENV
+    container:
+        IMAGE_CPU
     shell:
         "python -m pipelines.parity --variants {params.p[variants]} --dims {params.p[dims]} "
         "--heads {params.p[heads]} --dtypes {params.p[dtypes]} {params.trim} --out {output} "
@@ -112,6 +120,8 @@ rule summary:
         profile=PROFILE,
     conda:
         ENV
+    container:
+        IMAGE_CPU
     shell:
         "python -m reports.build render --profile {params.profile} --md {output.md} "
         "--html {output.html} --fig {input.fig} --parity {input.parity} {input.tables} "

@@ -3,29 +3,38 @@
 # a killed or failed job, rerun, resumes from its last finished epoch.
 
 
-rule train:
-    input:
-        f"{PATHS['data']}/{{dataset}}/meta.json",
-    output:
-        result=f"{RUN}/result.json",
-        metrics=f"{RUN}/metrics.csv",
-    log:
-        f"{PATHS['logs']}/train/{{dataset}}/{{variant}}/{{framework}}/seed{{seed}}.log",
-    benchmark:
-        f"{PATHS['benchmarks']}/train/{{dataset}}/{{variant}}/{{framework}}/seed{{seed}}.tsv"
-    threads: config["threads"]
-    resources:
-        runtime=lambda wildcards: config["hyper"][wildcards.dataset]["runtime_min"],
-        mem_mb=lambda wildcards: config["hyper"][wildcards.dataset]["mem_mb"],
-        gpu=config["gpus"],
-    params:
-        profile=PROFILE,
-        out=lambda wildcards, output: os.path.dirname(output.result),
-        data=lambda wildcards, input: os.path.dirname(input[0]),
-    conda:
-        ENV
-    shell:
-        "python -m pipelines.train --framework {wildcards.framework} "
-        "--dataset {wildcards.dataset} --variant {wildcards.variant} --profile {params.profile} "
-        "--seed {wildcards.seed} --out {params.out} --data {params.data} --threads {threads} "
-        "> {log} 2>&1"
+# One rule per framework (train_torch, train_jax) because each runs in its own image: the CUDA
+# builds of PyTorch and JAX conflict (workflow.md). SLURM resources are keyed by these names.
+for _fw in FRAMEWORKS:
+
+    rule:
+        name:
+            f"train_{_fw}"
+        input:
+            f"{PATHS['data']}/{{dataset}}/meta.json",
+        output:
+            result=f"{RUN}/result.json".replace("{framework}", _fw),
+            metrics=f"{RUN}/metrics.csv".replace("{framework}", _fw),
+        log:
+            f"{PATHS['logs']}/train/{{dataset}}/{{variant}}/{_fw}/seed{{seed}}.log",
+        benchmark:
+            f"{PATHS['benchmarks']}/train/{{dataset}}/{{variant}}/{_fw}/seed{{seed}}.tsv"
+        threads: config["threads"]
+        resources:
+            runtime=lambda wildcards: config["hyper"][wildcards.dataset]["runtime_min"],
+            mem_mb=lambda wildcards: config["hyper"][wildcards.dataset]["mem_mb"],
+            gpu=config["gpus"],
+        params:
+            framework=_fw,
+            profile=PROFILE,
+            out=lambda wildcards, output: os.path.dirname(output.result),
+            data=lambda wildcards, input: os.path.dirname(input[0]),
+        conda:
+            ENV
+        container:
+            train_image(_fw)
+        shell:
+            "python -m pipelines.train --framework {params.framework} "
+            "--dataset {wildcards.dataset} --variant {wildcards.variant} "
+            "--profile {params.profile} --seed {wildcards.seed} --out {params.out} "
+            "--data {params.data} --threads {threads} > {log} 2>&1"

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "pipelines" / "profiles"
 NAMES = ("local", "slurm", "tpu")
 # The workflow's rule names that profiles key resources by (pipelines/rules/*.smk).
-RULES = {"train_torch", "train_jax", "data", "report"}
+REPORT_RULES = ("results_table", "architecture_table", "fig10", "parity", "summary")
+RULES = {"train_torch", "train_jax", "data", *REPORT_RULES}
 TRAIN = ("train_torch", "train_jax")
 SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
 
@@ -109,7 +110,7 @@ def test_slurm_profile(tmp_path, monkeypatch):
         assert value(res["gpu"]) == 1
         assert value(res["slurm_partition"]) == "gpu-h100"
         assert value(res["runtime"]) >= 240
-    for rule in ("data", "report"):
+    for rule in ("data", *REPORT_RULES):
         assert "gpu" not in args.set_resources[rule]
 
 
@@ -117,7 +118,10 @@ def test_tpu_profile_selects_the_tpu_image(tmp_path):
     args = parse("tpu", tmp_path)
     assert not args.apptainer_args, "--nv has no place on a TPU VM"
     (configfile,) = args.configfile
-    assert yaml.safe_load(Path(configfile).read_text()) == {"accelerator": "tpu"}
+    assert yaml.safe_load(Path(configfile).read_text()) == {
+        "accelerator": "tpu",
+        "frameworks": ["jax"],
+    }
     assert value(args.resources["tpu"]) == 1
     assert value(args.set_resources["train_jax"]["gpu"]) == 0
     assert "train_torch" not in args.set_resources

@@ -44,7 +44,7 @@ def test_paper_plan_for_table1(tmp_path):
     )
     counts = job_counts(p.stdout)
     seeds = 3
-    assert counts["train"] == 6 * 4 * 2 * seeds
+    assert counts["train_torch"] == counts["train_jax"] == 6 * 4 * seeds
     assert counts["data"] == 6
     assert counts["results_table"] == 1
 
@@ -52,7 +52,7 @@ def test_paper_plan_for_table1(tmp_path):
 def test_smoke_plan_everything(tmp_path):
     p = snakemake("-n", "--directory", str(tmp_path), "--config", "profile=smoke")
     counts = job_counts(p.stdout)
-    assert counts["train"] == 10 * 4 * 2
+    assert counts["train_torch"] == counts["train_jax"] == 10 * 4
     assert counts["data"] == 10
     assert counts["results_table"] == 3 and counts["architecture_table"] == 2
     assert "smoke/reports/table1.csv" in p.stdout
