@@ -32,6 +32,8 @@ bound TRIM_RESOLUTION_BOUND instead.
 Known failures (full grid, seed 0; reported, not hidden):
 - (fixed) PyTorch `trim`, krwd, full resolution, params_step{k}: blocks cut by the depth mask
   did not get gradients in trim mode and AdamW skipped them; train_step now zero-fills them.
+- float32 grad rows are judged by FLOAT32_GRAD_RULE (below) where JAX and PyTorch differ by
+  more than the tolerance. Earlier, before the AdamW fix:
 - float32, params_step{k} / grad, a handful of rows: AdamW's update g / (|g| + eps) is
   ill-conditioned for entries with |g| ~ eps = 1e-8, so float32 gradients that agree to
   ~1e-7 of the tensor's scale give steps that differ by a few % of lr; and a scalar mask
@@ -46,6 +48,7 @@ parameters in `common.weight_map`. Dropout is 0 in every parity config.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import dataclasses
 import itertools
@@ -191,6 +194,34 @@ def compare_many(pairs: dict[str, tuple]) -> tuple[float, float, str]:
         if r >= worst_rel:
             worst_rel, name = r, key
     return worst_abs, worst_rel, name
+
+
+# A float32 gradient tensor passes when JAX and PyTorch agree to the float32 tolerance, or,
+# failing that, when JAX's float32 gradient is as close to the float64 gradient (same weights,
+# same batch, PyTorch in float64) as PyTorch's own float32 gradient is, within a factor 2:
+# max_rel(jax32, torch64) <= max(tol, 2 max_rel(torch32, torch64)). Then the disagreement is
+# float32 rounding that both frameworks share (a scalar mask gradient summed over frequencies
+# loses digits to cancellation), not a difference between the implementations.
+FLOAT32_GRAD_RULE = "float32 vs float64 reference"
+
+
+def judge_float32_grads(pairs: dict[str, tuple], g64: dict, tol: float):
+    """(abs, rel, detail, passed) of the float32 `grad` row under FLOAT32_GRAD_RULE."""
+    worst_abs, worst_rel, name = compare_many(pairs)
+    passed, notes = True, []
+    for key, (a, b) in pairs.items():
+        _, r = rel_err(a, b)
+        if r <= tol:
+            continue
+        _, r_torch = rel_err(b, g64[key])
+        _, r_jax = rel_err(a, g64[key])
+        ok = r_jax <= max(tol, 2.0 * r_torch)
+        passed &= ok
+        notes.append(
+            f"{key}: jax-torch {r:.1e}, jax-f64 {r_jax:.1e}, torch-f64 {r_torch:.1e}"
+            f" ({FLOAT32_GRAD_RULE}: {'ok' if ok else 'FAIL'})"
+        )
+    return worst_abs, worst_rel, "; ".join(notes) or name, passed
 
 
 # ---- the layout boundary (channels first <-> channels last) ---------------------------------
@@ -366,7 +397,14 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
     tol = TOLERANCE[case.dtype]
     rows: list[dict] = []
 
-    def row(check: str, abs_err: float, rel: float, detail: str = "", bound: float | None = None):
+    def row(
+        check: str,
+        abs_err: float,
+        rel: float,
+        detail: str = "",
+        bound: float | None = None,
+        passed: bool | None = None,
+    ):
         limit = tol if bound is None else bound
         rows.append(
             {
@@ -380,7 +418,7 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
                 "max_abs_err": abs_err,
                 "max_rel_err": rel,
                 "tolerance": limit,
-                "passed": bool(rel <= limit),
+                "passed": bool(rel <= limit) if passed is None else passed,
                 "detail": detail,
             }
         )
@@ -424,7 +462,17 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
             jg = jg[key]
         pair = (wm.to_torch_layout(np.asarray(jg), entry.transform), g)
         (zero if name in ZERO_GRAD_PARAMS else pairs)[name] = pair
-    row("grad", *compare_many(pairs))
+    if case.dtype == "float32":
+        # float32 gradients of scalar mask parameters are sums with cancellation: judge a
+        # tensor that misses the tolerance against the float64 truth (FLOAT32_GRAD_RULE)
+        twin = copy.deepcopy(tmodel).double()
+        x64 = x if not np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+        t64 = t if not np.issubdtype(t.dtype, np.floating) else t.astype(np.float64)
+        g64 = torch_forward_grad(twin, cfg, x64, t64)[3]
+        abs_err, rel, detail, ok = judge_float32_grads(pairs, g64, tol)
+        row("grad", abs_err, rel, detail, passed=ok)
+    else:
+        row("grad", *compare_many(pairs))
     scale = max(float(np.max(np.abs(g))) for _, g in pairs.values())
     noise = max(float(np.max(np.abs(np.concatenate([a, b])))) for a, b in zero.values())
     row("zero_grad", noise, noise / scale, "max |grad| / max |grad of the other parameters|")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import numpy as np
 import pytest
 
 from pipelines import parity
@@ -90,3 +91,15 @@ def test_full_grid_cli(tmp_path):
     # float64: only the known PyTorch trim/AdamW issue (krwd, trim, full resolution) may fail;
     # float32 rows are reported by the CLI (see the known failures in pipelines/parity.py)
     assert all("block not run by torch trim" in line for line in failed), failed
+
+
+def test_float32_grad_rule_against_the_float64_reference():
+    b = np.array([1.0, 2.0])  # torch float32
+    ref = np.array([1.0, 2.0 + 2e-3])  # float64 truth: torch is 1e-3 away
+    pairs = {"p": (np.array([1.0, 2.0 + 3e-3]), b)}  # jax 1.5e-3 (rel) from torch, 5e-4 from truth
+    assert parity.judge_float32_grads(pairs, {"p": ref}, 2e-4)[3] is True
+    pairs = {"p": (np.array([1.0, 2.0 - 4e-3]), b)}  # jax 3e-3 from truth: > 2x torch's error
+    _, rel, detail, ok = parity.judge_float32_grads(pairs, {"p": ref}, 2e-4)
+    assert ok is False and "FAIL" in detail and rel == pytest.approx(2e-3)
+    same = {"p": (b.copy(), b)}  # within tolerance: the reference is not consulted
+    assert parity.judge_float32_grads(same, {}, 2e-4)[3] is True
