@@ -32,13 +32,13 @@ bound TRIM_RESOLUTION_BOUND instead.
 Known failures (full grid, seed 0; reported, not hidden):
 - (fixed) PyTorch `trim`, krwd, full resolution, params_step{k}: blocks cut by the depth mask
   did not get gradients in trim mode and AdamW skipped them; train_step now zero-fills them.
-- float32 grad rows are judged by FLOAT32_GRAD_RULE (below) where JAX and PyTorch differ by
-  more than the tolerance. Earlier, before the AdamW fix:
-- float32, params_step{k} / grad, a handful of rows: AdamW's update g / (|g| + eps) is
-  ill-conditioned for entries with |g| ~ eps = 1e-8, so float32 gradients that agree to
-  ~1e-7 of the tensor's scale give steps that differ by a few % of lr; and a scalar mask
-  gradient summed over frequencies (res_mask.mu) loses digits to cancellation (3e-4 rel).
-  Every float64 row passes.
+- (fixed) float32, kr 1D global, grad of blocks.1.res_mask.mu: 2.2e-4 against 2e-4. That
+  gradient cancels to 1.4e-7; JAX float32 was 2.5e-4 from float64, PyTorch float32 3.0e-5,
+  because PyTorch's CPU BatchNorm accumulates its statistics in float64. JAX's BatchNorm now
+  uses corrected two-pass statistics: 3.8e-5 from float64, 6.8e-5 from PyTorch.
+A float32 `grad` row that fails names, per failing tensor, both frameworks' distance to a
+float64 PyTorch gradient (`float32_grad_diagnosis`). Last full grid: 930 rows, 0 failed;
+worst float32 grad 6.8e-5, params_step 1.2e-4; float64 grads 5e-13, params 2.4e-13.
 
 Layouts: PyTorch is channels first (B, C, *S), JAX channels last (B, *S, C). The boundary is
 crossed only in `to_jax_input` / `to_torch_layout_output` below (np.moveaxis), and for the
@@ -51,6 +51,7 @@ import argparse
 import copy
 import csv
 import dataclasses
+import io
 import itertools
 import sys
 import time
@@ -62,10 +63,10 @@ import numpy as np
 from implementations.common import grids
 from implementations.common import weight_map as wm
 from implementations.common.config import ModelConfig
+from pipelines.provenance import jax_device, provenance, torch_device, write_atomic, write_json
 
 TOLERANCE = {"float64": 1e-9, "float32": 2e-4}
-# TODO(issue 3): use implementations.common.grids.TRIM_RESOLUTION_BOUND once it lands on main.
-TRIM_RESOLUTION_BOUND = getattr(grids, "TRIM_RESOLUTION_BOUND", 0.05)
+TRIM_RESOLUTION_BOUND = grids.TRIM_RESOLUTION_BOUND
 TINY = 1e-30
 COLUMNS = [
     "variant",
@@ -196,35 +197,24 @@ def compare_many(pairs: dict[str, tuple]) -> tuple[float, float, str]:
     return worst_abs, worst_rel, name
 
 
-# A float32 gradient tensor passes when JAX and PyTorch agree to the float32 tolerance, or,
-# failing that, when JAX's float32 gradient is as close to the float64 gradient (same weights,
-# same batch, PyTorch in float64) as PyTorch's own float32 gradient is, within a factor 2:
-# max_rel(jax32, torch64) <= max(tol, 2 max_rel(torch32, torch64)). Then the disagreement is
-# float32 rounding that both frameworks share (a scalar mask gradient summed over frequencies
-# loses digits to cancellation), not a difference between the implementations.
-FLOAT32_GRAD_RULE = "float32 vs float64 reference"
-
-
-def judge_float32_grads(pairs: dict[str, tuple], g64: dict, tol: float):
-    """(abs, rel, detail, passed) of the float32 `grad` row under FLOAT32_GRAD_RULE."""
-    worst_abs, worst_rel, name = compare_many(pairs)
-    passed, notes = True, []
+def float32_grad_diagnosis(pairs: dict[str, tuple], g64: dict, tol: float) -> str:
+    """For each float32 gradient tensor where JAX and PyTorch differ by more than `tol`: how
+    far each framework is from the float64 gradient (same weights, same batch, PyTorch in
+    float64). Diagnostic text for the row's `detail`; it does not change pass/fail. A JAX
+    float32 gradient much further from float64 than PyTorch's points at an accuracy problem on
+    the JAX side (how the BatchNorm statistics were found: see `implementations.jax.model.
+    batch_norm`); both far from it means float32 rounding of a cancelling sum."""
+    notes = []
     for key, (a, b) in pairs.items():
         _, r = rel_err(a, b)
         if r <= tol:
             continue
         _, r_torch = rel_err(b, g64[key])
         _, r_jax = rel_err(a, g64[key])
-        ok = r_jax <= max(tol, 2.0 * r_torch)
-        passed &= ok
-        notes.append(
-            f"{key}: jax-torch {r:.1e}, jax-f64 {r_jax:.1e}, torch-f64 {r_torch:.1e}"
-            f" ({FLOAT32_GRAD_RULE}: {'ok' if ok else 'FAIL'})"
-        )
-    return worst_abs, worst_rel, "; ".join(notes) or name, passed
+        notes.append(f"{key}: jax-torch {r:.1e}, jax-f64 {r_jax:.1e}, torch-f64 {r_torch:.1e}")
+    return "; ".join(notes)
 
 
-# ---- the layout boundary (channels first <-> channels last) ---------------------------------
 def to_jax_input(x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """PyTorch input (B, C, *S) -> JAX input (B, *S, C); token ids are unchanged."""
     return x if cfg.tokens else np.moveaxis(x, 1, -1)
@@ -462,17 +452,14 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
             jg = jg[key]
         pair = (wm.to_torch_layout(np.asarray(jg), entry.transform), g)
         (zero if name in ZERO_GRAD_PARAMS else pairs)[name] = pair
-    if case.dtype == "float32":
-        # float32 gradients of scalar mask parameters are sums with cancellation: judge a
-        # tensor that misses the tolerance against the float64 truth (FLOAT32_GRAD_RULE)
+    abs_err, rel, detail = compare_many(pairs)
+    if case.dtype == "float32" and rel > tol:  # say which framework drifted from float64
         twin = copy.deepcopy(tmodel).double()
         x64 = x if not np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
         t64 = t if not np.issubdtype(t.dtype, np.floating) else t.astype(np.float64)
         g64 = torch_forward_grad(twin, cfg, x64, t64)[3]
-        abs_err, rel, detail, ok = judge_float32_grads(pairs, g64, tol)
-        row("grad", abs_err, rel, detail, passed=ok)
-    else:
-        row("grad", *compare_many(pairs))
+        detail = float32_grad_diagnosis(pairs, g64, tol)
+    row("grad", abs_err, rel, detail)
     scale = max(float(np.max(np.abs(g))) for _, g in pairs.values())
     noise = max(float(np.max(np.abs(np.concatenate([a, b])))) for a, b in zero.values())
     row("zero_grad", noise, noise / scale, "max |grad| / max |grad of the other parameters|")
@@ -506,16 +493,38 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
 
 # ---- CLI ------------------------------------------------------------------------------------
 def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        f.write(
-            "# passed: max_rel_err <= tolerance, max_rel_err = max over the row's tensors of "
-            "max|jax - torch| / max(max|torch|, 1e-30)\n"
-        )
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.3e}" if isinstance(v, float) else v) for k, v in r.items()})
+    """The CSV, written to a temporary name and renamed: never half-written."""
+    f = io.StringIO()
+    f.write(
+        "# passed: max_rel_err <= tolerance, max_rel_err = max over the row's tensors of "
+        "max|jax - torch| / max(max|torch|, 1e-30)\n"
+    )
+    w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.3e}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_atomic(path, f.getvalue())
+
+
+def write_provenance(path: Path, cases: list[Case], seed: int, wall_s: float) -> None:
+    """`<csv>.json` next to the CSV: git SHA, package versions, devices, seed, the cases and
+    the tolerances run, wall time."""
+    write_json(
+        path.with_name(path.name + ".json"),
+        provenance(
+            seed=seed,
+            torch_device=torch_device(),
+            jax_device=jax_device(),
+            tolerances=TOLERANCE,
+            trim_resolution_bound=TRIM_RESOLUTION_BOUND,
+            cases=[dataclasses.asdict(c) for c in cases],
+            configs={
+                f"{v}-{d}d-{h}": dataclasses.asdict(tiny_config(v, d, h))
+                for v, d, h in sorted({(c.variant, c.data_dim, c.head) for c in cases})
+            },
+            wall_s=round(wall_s, 1),
+        ),
+    )
 
 
 def summary(rows: list[dict]) -> str:
@@ -539,11 +548,11 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(cases: list[Case], log: Callable[[str], None] = print) -> list[dict]:
+def run(cases: list[Case], log: Callable[[str], None] = print, seed: int = 0) -> list[dict]:
     rows = []
     for case in cases:
         t0 = time.perf_counter()
-        case_rows = run_case(case)
+        case_rows = run_case(case, seed)
         bad = [r["check"] for r in case_rows if not r["passed"]]
         log(
             f"{case.variant:<5} {case.data_dim}D {case.head:<9} {case.dtype:<8} "
@@ -556,20 +565,29 @@ def run(cases: list[Case], log: Callable[[str], None] = print) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--variants", nargs="+", default=["ccnn", "k", "kr", "krwd"])
-    p.add_argument("--dims", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--heads", nargs="+", default=["global", "dense", "retrieval"])
-    p.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    variants, heads, dtypes = ["ccnn", "k", "kr", "krwd"], list(HEADS_BY_DIM[1]), list(TOLERANCE)
+    p.add_argument("--variants", nargs="+", default=variants, choices=variants)
+    p.add_argument("--dims", nargs="+", type=int, default=[1, 2], choices=[1, 2])
+    p.add_argument("--heads", nargs="+", default=heads, choices=heads)
+    p.add_argument("--dtypes", nargs="+", default=dtypes, choices=dtypes)
     p.add_argument("--no-trim", action="store_true", help="skip the PyTorch trim comparisons")
-    p.add_argument("--out", type=Path, default=Path("results/parity/parity.csv"))
+    p.add_argument("--seed", type=int, default=0, help="weights, mask states and batches")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/parity/parity.csv"),
+        help="the CSV; provenance goes to OUT.json",
+    )
     args = p.parse_args(argv)
 
     import jax
 
     jax.config.update("jax_enable_x64", True)  # float64 rows; float32 rows use float32 arrays
     cases = all_cases(args.variants, args.dims, args.heads, args.dtypes, not args.no_trim)
-    rows = run(cases)
+    t0 = time.perf_counter()
+    rows = run(cases, seed=args.seed)
     write_csv(rows, args.out)
+    write_provenance(args.out, cases, args.seed, time.perf_counter() - t0)
     print(summary(rows))
     failed = [r for r in rows if not r["passed"]]
     print(f"{len(rows)} rows, {len(failed)} failed -> {args.out}")

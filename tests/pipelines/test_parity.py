@@ -5,6 +5,7 @@ stated tolerance. The full grid (both dtypes, every head) is `-m slow` and the C
 from __future__ import annotations
 
 import functools
+import json
 
 import jax
 import numpy as np
@@ -85,21 +86,20 @@ def test_cli_writes_csv_and_fails_on_a_failing_row(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_full_grid_cli(tmp_path):
-    assert parity.main(["--out", str(tmp_path / "parity.csv")]) in (0, 1)
-    text = (tmp_path / "parity.csv").read_text()
-    failed = [line for line in text.splitlines()[2:] if ",False," in line and ",float64," in line]
-    # float64: only the known PyTorch trim/AdamW issue (krwd, trim, full resolution) may fail;
-    # float32 rows are reported by the CLI (see the known failures in pipelines/parity.py)
-    assert all("block not run by torch trim" in line for line in failed), failed
+    """The whole grid (930 rows, ~5 min on 2 cores) passes at the issue's tolerances, every
+    row, float32 included, and records its provenance next to the CSV."""
+    out = tmp_path / "parity.csv"
+    assert parity.main(["--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines()[2:] if line]
+    assert len(rows) == 930 and not [r for r in rows if ",False," in r]
+    meta = json.loads((tmp_path / "parity.csv.json").read_text())
+    assert meta["seed"] == 0 and len(meta["cases"]) == 90 and meta["git_sha"]
 
 
-def test_float32_grad_rule_against_the_float64_reference():
+def test_float32_grad_diagnosis_names_the_framework_that_drifted():
     b = np.array([1.0, 2.0])  # torch float32
-    ref = np.array([1.0, 2.0 + 2e-3])  # float64 truth: torch is 1e-3 away
-    pairs = {"p": (np.array([1.0, 2.0 + 3e-3]), b)}  # jax 1.5e-3 (rel) from torch, 5e-4 from truth
-    assert parity.judge_float32_grads(pairs, {"p": ref}, 2e-4)[3] is True
-    pairs = {"p": (np.array([1.0, 2.0 - 4e-3]), b)}  # jax 3e-3 from truth: > 2x torch's error
-    _, rel, detail, ok = parity.judge_float32_grads(pairs, {"p": ref}, 2e-4)
-    assert ok is False and "FAIL" in detail and rel == pytest.approx(2e-3)
-    same = {"p": (b.copy(), b)}  # within tolerance: the reference is not consulted
-    assert parity.judge_float32_grads(same, {}, 2e-4)[3] is True
+    ref = np.array([1.0, 2.0 + 2e-3])  # float64 truth: torch is 1e-3 (rel) away
+    jax_far = np.array([1.0, 2.0 - 4e-3])  # 2e-3 from torch, 3e-3 from the truth
+    text = parity.float32_grad_diagnosis({"p": (jax_far, b), "q": (b, b)}, {"p": ref}, 2e-4)
+    assert text == "p: jax-torch 2.0e-03, jax-f64 3.0e-03, torch-f64 1.0e-03"
+    assert parity.float32_grad_diagnosis({"q": (b, b)}, {}, 2e-4) == ""  # agreeing: not consulted
