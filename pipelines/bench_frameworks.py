@@ -8,9 +8,10 @@ against PyTorch's `virtual` and `trim` steps, same model, same shapes.
 Models: CCNN_{4,140} (variant ccnn) and krwd (CCNN_{8,280} instantiated, masks at their
 initialisation, i.e. starting as CCNN_{4,140}); shapes: 1D L = 2048 at batch 8 (1 input
 channel) and 2D 32 x 32 at batch 16 (3 input channels), 10 classes, cross-entropy, AdamW.
-Modes: torch virtual, torch trim, jax virtual (blocks cut by the depth mask skipped at run
-time), and for krwd jax virtual-all-blocks (every block computed, the paper's literal
-virtual mode).
+Modes: torch virtual, torch trim, jax virtual (the default JAX model: blocks cut by the
+depth mask skipped and blocks run at a bucket width, both decided at run time inside the one
+compiled step), and for krwd jax virtual-literal (every block at full width: the paper's
+literal virtual mode, `skip_cut_blocks=False, width_buckets=(1.0,)`).
 Columns: model, shape, batch, framework, mode, compile_s (JAX: the first call, i.e. trace +
 XLA compile + one step; PyTorch: the first step, which has no compilation), step_ms (median
 of `--steps` further steps), ratio_to_fastest_torch (step_ms / the faster PyTorch mode's),
@@ -107,7 +108,7 @@ def time_torch(cfg: ModelConfig, batch: int, steps: int, device=None) -> tuple[f
 
 
 def time_jax(
-    cfg: ModelConfig, batch: int, steps: int, skip_cut_blocks: bool = True
+    cfg: ModelConfig, batch: int, steps: int, literal: bool = False
 ) -> tuple[float, float]:
     import jax
     import jax.numpy as jnp
@@ -115,7 +116,10 @@ def time_jax(
     from implementations.jax import model as jm
     from implementations.jax import train as jt
 
-    model = jm.build_model(cfg, skip_cut_blocks=skip_cut_blocks)
+    if literal:
+        model = jm.build_model(cfg, skip_cut_blocks=False, width_buckets=(1.0,))
+    else:
+        model = jm.build_model(cfg)
     optimizer, _ = jt.make_optimizer(model, LR, WEIGHT_DECAY, 10, 1000)
     step = jt.jit_train_step(
         model, optimizer, "cross_entropy", LAMBDA if cfg.uses_complexity_loss else 0.0
@@ -138,12 +142,11 @@ def time_jax(
 
 
 def measurements(model: str) -> list[tuple[str, str]]:
-    """(framework, mode) pairs timed for `model`. `virtual-all-blocks` is the JAX step without
-    the run-time skip of depth-cut blocks (`DNArch.skip_cut_blocks=False`): the paper's
-    literal virtual mode, for models with a depth mask."""
+    """(framework, mode) pairs timed for `model`. `virtual-literal` is the JAX step without
+    the run-time branches (every block at full width), for models that learn depth."""
     pairs = [("torch", "virtual"), ("torch", "trim"), ("jax", "virtual")]
     if bench_config(model, next(iter(SHAPES)), "virtual").learns_depth:
-        pairs.append(("jax", "virtual-all-blocks"))
+        pairs.append(("jax", "virtual-literal"))
     return pairs
 
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             for framework, mode in measurements(model):
                 if framework == "jax":
                     cfg = bench_config(model, shape, "virtual")
-                    timing = time_jax(cfg, batch, args.steps, mode == "virtual")
+                    timing = time_jax(cfg, batch, args.steps, literal=mode == "virtual-literal")
                 else:
                     timing = time_torch(bench_config(model, shape, mode), batch, args.steps, device)
                 measured[(framework, mode)] = timing

@@ -16,10 +16,12 @@ Static shapes only (`virtual` mode, Sec. 4: what XLA/TPU requires): every mask m
 full size, the resolution mask multiplies the full-resolution spectrum (no crop), every block
 that the depth mask keeps runs (times its depth-mask value) and every kernel is rendered on
 the full tap grid. The forward pass, the loss and the train step therefore have one shape
-whatever the mask parameters are, and a jitted step never recompiles when they change. One
-departure from computing everything: a block whose depth-mask value is exactly 0 is skipped
-by a run-time branch (`nn.cond`, static shapes on both sides), which changes no output and no
-gradient (`DNArch.skip_cut_blocks`, `DNArch._run_block`). `architecture()` reports
+whatever the mask parameters are, and a jitted step never recompiles when they change. Two
+departures from computing everything, both run-time branches with static shapes on every side
+(`nn.cond`, `nn.switch`) that change no output and no gradient: a block whose depth-mask
+value is exactly 0 is skipped, and a block runs at the narrowest of a few static widths that
+holds every channel its width masks keep (`DNArch.skip_cut_blocks`, `DNArch.width_buckets`,
+`DNArch._run_block`). `architecture()` reports
 what a trimmed network would keep; it reads concrete parameter values and is called eagerly.
 `cfg.mode` is ignored here (JAX has no `trim` mode).
 
@@ -213,10 +215,10 @@ class ResidualBlock(nn.Module):
     # ---- forward (virtual) -------------------------------------------------------------------
     def kernel(self, rows: jax.Array) -> jax.Array:
         """The block's depthwise kernel on the full tap grid from its kernel-net outputs.
-        rows: (prod K, N), taps in 'ij' order. Returns (*K, N), channels last."""
-        n = self.cfg.n_channels
+        rows: (prod K, n) for the first n channels, taps in 'ij' order. Returns (*K, n),
+        channels last."""
         grid = self.kernel_grid(self.input_shape, trim=False, dtype=rows.dtype)
-        k = rows.reshape(*self.full_taps, n)  # (prod K, N) -> (*K, N)
+        k = rows.reshape(*self.full_taps, rows.shape[-1])  # (prod K, n) -> (*K, n)
         d = self.cfg.data_dim
         for a, (_, m) in enumerate(grid):
             if m is not None:
@@ -226,18 +228,44 @@ class ResidualBlock(nn.Module):
         # virtual: resolution == input shape, so PyTorch's prod(L / r) factor is 1
         return k * (1.0 / math.sqrt(math.prod(self.full_taps)))
 
+    def kept_width(self) -> jax.Array | None:
+        """The widest of the block's kept channel counts (in, mid, out) as a traced integer:
+        the width masks are non-increasing, so each keeps a prefix of its channels. None when
+        the block learns no width."""
+        if self.in_mask is None:
+            return None
+        masks = (self.in_mask, self.mid_mask, self.out_mask)
+        return jnp.max(jnp.stack([jnp.count_nonzero(m.values()) for m in masks]))
+
     def __call__(
         self,
         x: jax.Array,
         rows: jax.Array,
         depth_value: jax.Array | None,
         train: bool = False,
+        width: int | None = None,
     ) -> jax.Array:
-        """x: (B, *S, N); rows: this block's kernel-net outputs (prod K, N)."""
+        """x: (B, *S, N); rows: this block's kernel-net outputs (prod K, N).
+
+        `width` (static): compute only the first `width` channels of the block, which is
+        exact when every width mask keeps at most `width` channels (`kept_width`): the
+        dropped channels are multiplied by exactly 0 in the full computation, enter nothing
+        else (BatchNorm, the convolution and the masks act per channel; the dropped rows and
+        columns of the PWLinears meet zeros) and get exactly-zero gradients. The stream's
+        other channels pass through unchanged. None: all N channels (the initialisation
+        path, and blocks without width masks). With dropout > 0 the narrower path draws its
+        own dropout masks (same distribution, different bits)."""
         d = self.cfg.data_dim
-        h = batch_norm(x, self.norm_scale, self.norm_bias)  # (B, *S, N)
+        n = self.cfg.n_channels
+        w = n if width is None else width
+        xs = x if w == n else x[..., :w]
+        if w == n:
+            scale, bias, conv_bias = self.norm_scale, self.norm_bias, self.conv_bias
+        else:
+            scale, bias, conv_bias = self.norm_scale[:w], self.norm_bias[:w], self.conv_bias[:w]
+        h = batch_norm(xs, scale, bias)  # (B, *S, w)
         if self.res_mask is not None:  # Sec. 2.4.2 low-pass at full size (no crop: virtual)
-            hf = spectrum(h, d)  # (B, *F, N)
+            hf = spectrum(h, d)  # (B, *F, w)
             for a in range(d):
                 m = self.res_mask.values(a)  # over |frequency index| of axis a
                 if a < d - 1:  # full-FFT axis: index j holds frequency min(j, L - j)
@@ -247,21 +275,30 @@ class ResidualBlock(nn.Module):
                 shape = [1] * hf.ndim
                 shape[1 + a] = -1
                 hf = hf * m.reshape(shape)
-            h = from_spectrum(hf, self.input_shape)  # (B, *S, N)
-        h = fft_conv(h, self.kernel(rows)) + self.conv_bias
+            h = from_spectrum(hf, self.input_shape)  # (B, *S, w)
+        h = fft_conv(h, self.kernel(rows if w == n else rows[:, :w])) + conv_bias
         if self.in_mask is not None:
-            h = h * self.in_mask.values()
-        h = self.linear1(h)
+            h = h * self.in_mask.values()[:w]
+        h = self._linear(self.linear1, h, w)
         if self.mid_mask is not None:
-            h = h * self.mid_mask.values()
+            h = h * self.mid_mask.values()[:w]
         h = self.dropout(gelu(h), deterministic=not train)
-        h = self.linear2(h)
+        h = self._linear(self.linear2, h, w)
         if self.out_mask is not None:
-            h = h * self.out_mask.values()
+            h = h * self.out_mask.values()[:w]
         h = gelu(h)
         if depth_value is not None:
             h = h * depth_value
-        return x + h
+        if w == n:
+            return x + h
+        return jnp.concatenate([x[..., :w] + h, x[..., w:]], axis=-1)
+
+    def _linear(self, layer: nn.Dense, h: jax.Array, w: int) -> jax.Array:
+        """`layer` (N -> N) on the first w channels: its kernel's top-left w x w block."""
+        if w == self.cfg.n_channels:
+            return layer(h)
+        p = layer.variables["params"]
+        return h @ p["kernel"][:w, :w] + p["bias"][:w]
 
     def complexity_terms(self):
         """(res, n_in, n_mid, n_out) as differentiable sizes (floats where nothing is learned)."""
@@ -282,13 +319,20 @@ class DNArch(nn.Module):
     `init_variables(model, key)`, run it with `model.apply(variables, x, train=...)`
     (`rngs={"dropout": key}` when training with dropout > 0).
 
-    `skip_cut_blocks`: skip, at run time, the blocks whose depth-mask value is 0 (`_run_block`);
-    False runs every block times its depth value, the paper's literal virtual mode. Both give
-    the same outputs and gradients (tested)."""
+    Run-time savings that change no output and no gradient (`_run_block`, tested against
+    the literal computation):
+    `skip_cut_blocks`: skip the blocks whose depth-mask value is 0; False runs every block
+    times its depth value.
+    `width_buckets`: fractions of N at which a block may run; each block runs at the
+    narrowest one that holds all the channels its width masks keep. (1.0,) computes every
+    channel. Every bucket is compiled into the one train-step program, so each adds to the
+    compile time. `skip_cut_blocks=False, width_buckets=(1.0,)` is the paper's literal
+    virtual mode."""
 
     cfg: ModelConfig
     param_dtype: Any = jnp.float32
     skip_cut_blocks: bool = True
+    width_buckets: tuple[float, ...] = (0.5, 1.0)
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -377,29 +421,46 @@ class DNArch(nn.Module):
             h = self._run_block(b, h, rows[:, b * n : (b + 1) * n], dv, train)
         return self._decode(h, batch)
 
-    def _run_block(self, b: int, h, rows, dv, train: bool):
-        """Block b, skipped at run time when its depth-mask value is exactly 0.
+    def bucket_widths(self) -> tuple[int, ...]:
+        """The static channel counts a block may run at (`width_buckets` of N, ascending, N
+        last); (N,) for models that learn no width."""
+        n = self.cfg.n_channels
+        if not self.cfg.learns_width:
+            return (n,)
+        return tuple(sorted({min(n, max(1, math.ceil(f * n))) for f in self.width_buckets} | {n}))
 
-        A block whose depth value is 0 adds exactly 0 to the stream and gets exactly-zero
-        gradients (its parameters only reach the loss through `h * 0`; the thresholded mask
-        value has a zero derivative there), so `x` is the same result as running it. `nn.cond`
-        is a run-time branch with static shapes: the train step still compiles once and never
-        recompiles as the depth mask moves, but it does not pay for blocks the depth mask
-        has cut (at krwd's initialisation, half of them). Differs from running the block only
-        where that block would produce inf/NaN (0 * inf): the skip returns `x` unchanged.
-        Initialisation runs every block so that all parameters are created."""
+    def _run_block(self, b: int, h, rows, dv, train: bool):
+        """Block b, at run time: skipped when its depth-mask value is exactly 0, else run at
+        the narrowest bucket width that holds every channel its width masks keep.
+
+        Both are run-time branches with static shapes on every side (`nn.cond`, `nn.switch`):
+        the train step compiles once (each bucket width is part of that one program) and
+        never recompiles as the masks move, but it does not pay for blocks the depth mask has
+        cut or for channels the width masks have cut beyond the bucket (at krwd's
+        initialisation: half the blocks, half the channels). Neither changes an output or a
+        gradient: a block whose depth value is 0 adds exactly 0 and gets exactly-zero
+        gradients (its parameters reach the loss only through `h * 0`; the thresholded mask
+        value has a zero derivative there); for the width, see `ResidualBlock.__call__`.
+        Differences from computing everything appear only where that would produce inf/NaN
+        (0 * inf), and in the dropout bits. Initialisation runs every block at full width so
+        that all parameters are created."""
         block = self.blocks[b]
-        if dv is None or not self.skip_cut_blocks or self.is_initializing():
+        if self.is_initializing():
             return block(h, rows, dv, train)
-        return nn.cond(
-            dv > 0,
-            lambda mdl, h, rows, dv: mdl.blocks[b](h, rows, dv, train),
-            lambda mdl, h, rows, dv: h,
-            self,
-            h,
-            rows,
-            dv,
-        )
+        widths = self.bucket_widths()
+
+        def at(width: int):
+            return lambda mdl, h, rows, dv: mdl.blocks[b](h, rows, dv, train, width=width)
+
+        def run(mdl, h, rows, dv):
+            if len(widths) == 1:
+                return at(widths[0])(mdl, h, rows, dv)
+            index = jnp.searchsorted(jnp.asarray(widths), mdl.blocks[b].kept_width())
+            return nn.switch(index, [at(w) for w in widths], mdl, h, rows, dv)
+
+        if dv is None or not self.skip_cut_blocks:
+            return run(self, h, rows, dv)
+        return nn.cond(dv > 0, run, lambda mdl, h, rows, dv: h, self, h, rows, dv)
 
     def _decode(self, h: jax.Array, batch: int) -> jax.Array:
         cfg = self.cfg
@@ -499,14 +560,23 @@ Variables = dict
 
 
 def build_model(
-    cfg: ModelConfig, param_dtype: Any = jnp.float32, skip_cut_blocks: bool = True
+    cfg: ModelConfig,
+    param_dtype: Any = jnp.float32,
+    skip_cut_blocks: bool = True,
+    width_buckets: tuple[float, ...] = (0.5, 1.0),
 ) -> DNArch:
     """Build a DNArch model for `cfg` (all four variants, 1D and 2D, every head). The model
-    always runs `virtual`; `cfg.mode` is ignored (module docstring). `skip_cut_blocks`: see
-    `DNArch`."""
+    always runs `virtual`; `cfg.mode` is ignored (module docstring). `skip_cut_blocks`,
+    `width_buckets`: see `DNArch`."""
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}")
-    return DNArch(cfg, param_dtype, skip_cut_blocks)
+    buckets = tuple(float(f) for f in width_buckets)
+    if not buckets or not all(0.0 < f <= 1.0 for f in buckets):
+        raise ValueError(
+            f"build_model: width_buckets must be fractions of the width in (0, 1], got "
+            f"{width_buckets!r}; (1.0,) computes every channel"
+        )
+    return DNArch(cfg, param_dtype, skip_cut_blocks, buckets)
 
 
 def example_input(cfg: ModelConfig, batch: int = 2, dtype: Any = jnp.float32) -> jax.Array:

@@ -29,7 +29,7 @@ def test_tiny_run_writes_rows_ratios_and_provenance(tmp_path, monkeypatch):
         modes.setdefault((r["model"], r["shape"]), []).append((r["framework"], r["mode"]))
     assert set(modes) == {("ccnn", "33"), ("krwd", "33")}
     assert modes[("ccnn", "33")] == [("torch", "virtual"), ("torch", "trim"), ("jax", "virtual")]
-    assert modes[("krwd", "33")][-1] == ("jax", "virtual-all-blocks")
+    assert modes[("krwd", "33")][-1] == ("jax", "virtual-literal")
     for key in modes:
         group = [r for r in rows if (r["model"], r["shape"]) == key]
         fastest = min(float(r["step_ms"]) for r in group if r["framework"] == "torch")

@@ -4,6 +4,7 @@ against PyTorch's, input checks. Cross-framework numerics live in tests/pipeline
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -219,44 +220,66 @@ def test_batch_norm_float32_is_accurate_whatever_the_mean(offset):
     assert np.abs(np.asarray(got, np.float64) - want).max() <= 2e-6
 
 
-@pytest.mark.parametrize(("data_dim", "head"), [(1, "global"), (1, "retrieval"), (2, "dense")])
-def test_skipping_cut_blocks_changes_no_output_and_no_gradient(data_dim, head):
-    cfg = config("krwd", data_dim, head)
-    skip = jm.build_model(cfg, param_dtype=jnp.float64)
-    full = jm.build_model(cfg, param_dtype=jnp.float64, skip_cut_blocks=False)
-    variables = jm.init_variables(skip, jax.random.key(3))
-    depth = np.asarray(jm.mask_values(skip, variables)["depth"])
-    assert depth[0] > 0 and np.sum(depth == 0) >= 1, depth  # some block is really cut
+def _random_masks(model, variables, rng):
+    """Every mask parameter uniform inside its clamps (widths, depth, resolution, kernels)."""
+    params = variables["params"]
+    for path, lo, hi in jm.mask_bounds(model.cfg):
+        leaf = params
+        for key in path:
+            leaf = leaf[key]
+        value = lo + (np.asarray(hi) - np.asarray(lo)) * rng.uniform(size=leaf.shape)
+        params = jm._replace_leaf(params, path, jnp.asarray(value, leaf.dtype))
+    return {"params": params, "buffers": variables["buffers"]}
+
+
+@pytest.mark.parametrize(("data_dim", "head", "seed"), [(1, "global", 0), (2, "dense", 2)])
+def test_run_time_branches_change_no_output_and_no_gradient(data_dim, head, seed):
+    """Skipping depth-cut blocks and running blocks at a bucket width (the default model)
+    against the literal virtual computation, float64, random mask states: outputs, loss and
+    every gradient to 1e-12; both branches really taken; one compiled program."""
+    cfg = config("krwd", data_dim, head).replace(width=3, max_width=8)
+    fast = jm.build_model(cfg, param_dtype=jnp.float64, width_buckets=(0.25, 0.5, 1.0))
+    literal = jm.build_model(
+        cfg, param_dtype=jnp.float64, skip_cut_blocks=False, width_buckets=(1.0,)
+    )
+    assert fast.bucket_widths() == (2, 4, 8) and literal.bucket_widths() == (8,)
+    rng = np.random.default_rng(seed)
     x = jm.example_input(cfg, batch=3, dtype=jnp.float64)
 
-    def loss(model):
+    def loss(model, variables):
         def f(params):
-            out = model.apply({"params": params, "buffers": variables["buffers"]}, x)
-            return jnp.sum(jnp.sin(out)) + jm.complexity_loss(
-                model, {"params": params, "buffers": variables["buffers"]}
-            )
+            v = {"params": params, "buffers": variables["buffers"]}
+            return jnp.sum(jnp.sin(model.apply(v, x))) + jm.complexity_loss(model, v)
 
-        return jax.jit(jax.value_and_grad(f))(variables["params"])
+        return jax.value_and_grad(f)(variables["params"])
 
-    (ls, gs), (lf, gf) = loss(skip), loss(full)
-    assert abs(float(ls) - float(lf)) <= 1e-12 * max(1.0, abs(float(lf)))
-    flat_s = jax.tree_util.tree_leaves_with_path(gs)
-    flat_f = dict(jax.tree_util.tree_leaves_with_path(gf))
-    scale = max(float(np.abs(np.asarray(g)).max()) for g in flat_f.values())
-    for path, g in flat_s:
-        want = np.asarray(flat_f[path])
-        # 1e-12 of the tensor's and of the model's gradient scale: parameters before the
-        # encoder's BatchNorm (linear bias; embedding when every row sees one token) have a
-        # gradient that is 0 in exact arithmetic, i.e. float64 rounding noise both ways
-        tol = 1e-12 * (np.abs(want).max() + scale)
-        assert np.abs(np.asarray(g) - want).max() <= tol, path
-    for b in np.flatnonzero(depth == 0):  # a cut block gets exactly zero gradients both ways
-        for leaf in jax.tree_util.tree_leaves(gs[f"blocks_{b}"]):
-            assert not np.any(np.asarray(leaf))
-    # the branch is in the compiled program, i.e. decided at run time, not while tracing
-    text = str(
-        jax.make_jaxpr(lambda p: skip.apply({"params": p, "buffers": variables["buffers"]}, x))(
-            variables["params"]
-        )
+    fast_loss, literal_loss = (
+        jax.jit(functools.partial(loss, fast)),
+        jax.jit(functools.partial(loss, literal)),
     )
-    assert "cond[" in text
+    kept_widths, cut_blocks = set(), 0
+    for _ in range(4):
+        variables = _random_masks(fast, jm.init_variables(fast, jax.random.key(seed)), rng)
+        depth = np.asarray(jm.mask_values(fast, variables)["depth"])
+        cut_blocks += int(np.sum(depth == 0))
+        kept_widths |= {max(row["width"]) for row in jm.architecture(fast, variables)}
+        (ls, gs), (lf, gf) = fast_loss(variables), literal_loss(variables)
+        assert abs(float(ls) - float(lf)) <= 1e-12 * max(1.0, abs(float(lf)))
+        flat_f = dict(jax.tree_util.tree_leaves_with_path(gf))
+        scale = max(float(np.abs(np.asarray(g)).max()) for g in flat_f.values())
+        for path, g in jax.tree_util.tree_leaves_with_path(gs):
+            want = np.asarray(flat_f[path])
+            # 1e-12 of the tensor's and of the model's gradient scale: parameters before the
+            # encoder's BatchNorm (linear bias; embedding when every row sees one token) have
+            # a gradient that is 0 in exact arithmetic, i.e. float64 rounding noise both ways
+            tol = 1e-12 * (np.abs(want).max() + scale)
+            assert np.abs(np.asarray(g) - want).max() <= tol, path
+        for b in np.flatnonzero(depth == 0):  # a cut block's weights get exactly zero
+            for path, leaf in jax.tree_util.tree_leaves_with_path(gs[f"blocks_{b}"]):
+                if "mask" not in str(path[0]):  # its masks still count in C_curr
+                    assert not np.any(np.asarray(leaf)), path
+    assert cut_blocks > 0  # the depth branch was taken ...
+    assert len(kept_widths) >= 2  # ... and blocks ran at more than one width
+    assert fast_loss._cache_size() == 1
+    text = str(jax.make_jaxpr(fast_loss)(variables))
+    assert "cond[" in text  # decided at run time, not while tracing
