@@ -36,9 +36,12 @@ Known failures (full grid, seed 0; reported, not hidden):
   gradient cancels to 1.4e-7; JAX float32 was 2.5e-4 from float64, PyTorch float32 3.0e-5,
   because PyTorch's CPU BatchNorm accumulates its statistics in float64. JAX's BatchNorm now
   uses corrected two-pass statistics: 3.8e-5 from float64, 6.8e-5 from PyTorch.
-A float32 `grad` row that fails names, per failing tensor, both frameworks' distance to a
-float64 PyTorch gradient (`float32_grad_diagnosis`). Last full grid: 930 rows, 0 failed;
-worst float32 grad 6.8e-5, params_step 1.2e-4; float64 grads 5e-13, params 2.4e-13.
+- float32 `grad` and `params_step{k}` rows are judged by FLOAT32_RULE (below) where JAX and
+  PyTorch differ by more than 2e-4: JAX float32 must then be as close to a float64 PyTorch
+  twin as PyTorch float32 is. Seed 0 never needs it (930 rows pass at 2e-4: worst float32
+  grad 6.8e-5, params_step 1.2e-4; float64 grads 5e-13, params 2.4e-13). Seed 1, float32:
+  4 of 465 rows miss 2e-4 and pass by the rule; in the worst, PyTorch float32 is the one
+  far from float64 (res_mask.mu: torch 2.2e-4, JAX 2.2e-6).
 
 Layouts: PyTorch is channels first (B, C, *S), JAX channels last (B, *S, C). The boundary is
 crossed only in `to_jax_input` / `to_torch_layout_output` below (np.moveaxis), and for the
@@ -197,22 +200,44 @@ def compare_many(pairs: dict[str, tuple]) -> tuple[float, float, str]:
     return worst_abs, worst_rel, name
 
 
-def float32_grad_diagnosis(pairs: dict[str, tuple], g64: dict, tol: float) -> str:
-    """For each float32 gradient tensor where JAX and PyTorch differ by more than `tol`: how
-    far each framework is from the float64 gradient (same weights, same batch, PyTorch in
-    float64). Diagnostic text for the row's `detail`; it does not change pass/fail. A JAX
-    float32 gradient much further from float64 than PyTorch's points at an accuracy problem on
-    the JAX side (how the BatchNorm statistics were found: see `implementations.jax.model.
-    batch_norm`); both far from it means float32 rounding of a cancelling sum."""
-    notes = []
+# float32 rule (FLOAT32_RULE). A float32 `grad` or `params_step{k}` tensor passes when JAX and
+# PyTorch agree to the float32 tolerance, or, failing that, when JAX float32 is as close to
+# the float64 truth (PyTorch in float64, same weights, same batches, same steps) as PyTorch
+# float32 is, within a factor 2:  rel(jax32, torch64) <= max(tol, 2 rel(torch32, torch64)).
+# Then the two float32 results differ by float32 rounding that PyTorch shows as much as JAX,
+# not by a difference between the implementations. Where it is needed: scalar mask
+# parameters whose gradient is a sum that cancels (kernel_mask.sigma, res_mask.mu; e.g. kr 2D
+# global, seed 1: PyTorch float32 is 2.2e-4 from float64 on blocks.1.res_mask.mu, JAX 2.2e-6)
+# and AdamW steps of parameters whose gradient is ~eps = 1e-8, where g / (sqrt(v) + eps)
+# amplifies rounding. Every row records both distances in `detail` when the rule is used;
+# an implementation difference (a wrong formula, a missing term) moves JAX away from float64
+# and fails it.
+FLOAT32_RULE = "jax32 no further from float64 than 2x torch32"
+
+
+def judge_float32(pairs: dict[str, tuple], ref: dict, tol: float):
+    """(abs, rel, detail, passed) of a float32 row under FLOAT32_RULE; `pairs` maps a name to
+    (jax32, torch32), `ref` the name to the float64 PyTorch tensor (consulted only for tensors
+    that miss `tol`)."""
+    worst_abs, worst_rel, name = compare_many(pairs)
+    passed, notes = True, []
     for key, (a, b) in pairs.items():
         _, r = rel_err(a, b)
         if r <= tol:
             continue
-        _, r_torch = rel_err(b, g64[key])
-        _, r_jax = rel_err(a, g64[key])
-        notes.append(f"{key}: jax-torch {r:.1e}, jax-f64 {r_jax:.1e}, torch-f64 {r_torch:.1e}")
-    return "; ".join(notes)
+        _, r_torch = rel_err(b, ref[key])
+        _, r_jax = rel_err(a, ref[key])
+        ok = r_jax <= max(tol, 2.0 * r_torch)
+        passed &= ok
+        notes.append(
+            f"{key}: jax-torch {r:.1e}, jax-f64 {r_jax:.1e}, torch-f64 {r_torch:.1e} "
+            f"({FLOAT32_RULE}: {'ok' if ok else 'FAIL'})"
+        )
+    return worst_abs, worst_rel, "; ".join(notes) or name, passed
+
+
+def as_float64(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
 
 
 def to_jax_input(x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
@@ -452,14 +477,14 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
             jg = jg[key]
         pair = (wm.to_torch_layout(np.asarray(jg), entry.transform), g)
         (zero if name in ZERO_GRAD_PARAMS else pairs)[name] = pair
-    abs_err, rel, detail = compare_many(pairs)
-    if case.dtype == "float32" and rel > tol:  # say which framework drifted from float64
-        twin = copy.deepcopy(tmodel).double()
-        x64 = x if not np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
-        t64 = t if not np.issubdtype(t.dtype, np.floating) else t.astype(np.float64)
-        g64 = torch_forward_grad(twin, cfg, x64, t64)[3]
-        detail = float32_grad_diagnosis(pairs, g64, tol)
-    row("grad", abs_err, rel, detail)
+    # float32: a float64 PyTorch twin from the same weights, on the same batches and steps
+    twin = copy.deepcopy(tmodel).double() if case.dtype == "float32" else None
+    if twin is not None:
+        g64 = torch_forward_grad(twin, cfg, as_float64(x), as_float64(t))[3]
+        abs_err, rel, detail, ok = judge_float32(pairs, g64, tol)
+        row("grad", abs_err, rel, detail, passed=ok)
+    else:
+        row("grad", *compare_many(pairs))
     scale = max(float(np.max(np.abs(g))) for _, g in pairs.values())
     noise = max(float(np.max(np.abs(np.concatenate([a, b])))) for a, b in zero.values())
     row("zero_grad", noise, noise / scale, "max |grad| / max |grad of the other parameters|")
@@ -468,6 +493,8 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
     from implementations.jax.train import init_train_state
 
     opt, sched = make_optimizer(tmodel, LR, WEIGHT_DECAY, 2, STEPS)
+    if twin is not None:
+        opt64, sched64 = make_optimizer(twin, LR, WEIGHT_DECAY, 2, STEPS)
     state = init_train_state(jmodel, optimizer, jax.random.key(seed), variables)
     for k in range(1, STEPS + 1):
         n_run = len(tmodel.architecture())  # blocks torch trim runs in this step
@@ -479,10 +506,17 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
         jstate = wm.jax_to_torch({"params": state.params, "buffers": state.buffers}, cfg)
         tstate = torch_state(tmodel)
         names = [n for n in tstate if n not in ZERO_GRAD_PARAMS]
-        abs_err, rel, worst = compare_many({n: (jstate[n], tstate[n]) for n in names})
+        pairs = {n: (jstate[n], tstate[n]) for n in names}
+        if twin is not None:
+            x64, t64 = (torch.as_tensor(as_float64(a)) for a in (x, t))
+            train_step(twin, opt64, sched64, x64, t64, loss_name(cfg), lam(cfg))
+            abs_err, rel, worst, ok = judge_float32(pairs, torch_state(twin), tol)
+        else:
+            abs_err, rel, worst = compare_many(pairs)
+            ok = None
         if case.torch_mode == "trim" and rel > tol and _block_index(worst) >= n_run:
             worst += f" (block not run by torch trim: {TORCH_TRIM_SKIPPED_BLOCKS})"
-        row(f"params_step{k}", abs_err, rel, worst)
+        row(f"params_step{k}", abs_err, rel, worst, passed=ok)
     x, _ = make_batch(cfg, rng, case.dtype)
     with torch.no_grad():
         y = torch_output_to_jax_layout(tmodel(torch.as_tensor(x)).cpu().numpy(), cfg)

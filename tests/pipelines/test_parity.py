@@ -96,10 +96,16 @@ def test_full_grid_cli(tmp_path):
     assert meta["seed"] == 0 and len(meta["cases"]) == 90 and meta["git_sha"]
 
 
-def test_float32_grad_diagnosis_names_the_framework_that_drifted():
+def test_float32_rule_against_the_float64_reference():
     b = np.array([1.0, 2.0])  # torch float32
     ref = np.array([1.0, 2.0 + 2e-3])  # float64 truth: torch is 1e-3 (rel) away
-    jax_far = np.array([1.0, 2.0 - 4e-3])  # 2e-3 from torch, 3e-3 from the truth
-    text = parity.float32_grad_diagnosis({"p": (jax_far, b), "q": (b, b)}, {"p": ref}, 2e-4)
-    assert text == "p: jax-torch 2.0e-03, jax-f64 3.0e-03, torch-f64 1.0e-03"
-    assert parity.float32_grad_diagnosis({"q": (b, b)}, {}, 2e-4) == ""  # agreeing: not consulted
+    pairs = {"p": (np.array([1.0, 2.0 + 3e-3]), b)}  # jax 1.5e-3 from torch, 5e-4 from truth
+    assert parity.judge_float32(pairs, {"p": ref}, 2e-4)[3] is True
+    pairs = {"p": (np.array([1.0, 2.0 - 4e-3]), b), "q": (b, b)}  # jax 3e-3 from the truth
+    _, rel, detail, ok = parity.judge_float32(pairs, {"p": ref}, 2e-4)
+    assert ok is False and rel == pytest.approx(2e-3)
+    assert detail == "p: jax-torch 2.0e-03, jax-f64 3.0e-03, torch-f64 1.0e-03 (" + (
+        parity.FLOAT32_RULE + ": FAIL)"
+    )
+    same = {"p": (b.copy(), b)}  # within tolerance: the reference is not consulted
+    assert parity.judge_float32(same, {}, 2e-4)[3] is True
