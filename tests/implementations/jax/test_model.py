@@ -175,6 +175,12 @@ def test_input_checks():
         tmodel.apply(tvars, jnp.full((2, 2, 19), 9, jnp.int32))
     with pytest.raises(TypeError):
         jm.build_model({"variant": "k"})
+    for bad in ((), (0.0, 1.0), (0.5, 1.5)):
+        with pytest.raises(ValueError, match="width_buckets must be fractions"):
+            jm.build_model(cfg, width_buckets=bad)
+    wide = config("krwd", 1).replace(width=5, max_width=9)
+    assert jm.build_model(wide, width_buckets=(0.25, 0.5)).bucket_widths() == (3, 5, 9)
+    assert jm.build_model(cfg, width_buckets=(0.5,)).bucket_widths() == (cfg.n_channels,)
 
 
 def test_kernel_net_constants_and_scale_match_pytorch():
