@@ -38,7 +38,7 @@ def test_cutoffs_and_sizes_match_the_reference():
     )
     assert m.kept() == ref.kept_prefix(ref.sigmoid_mask(ref.axis_coordinates(280), -0.5, 25.0, T))
     g = tm.GaussianMask((2049,), T, 0.0325).double()
-    sigma = float(g.sigma[0])  # the float32 initial value, widened
+    sigma = float(g.sigma.detach()[0])  # the float32 initial value, widened
     assert float(g.size(0).detach()) == pytest.approx(ref.gaussian_size(sigma, T, 2049), rel=1e-14)
 
 
