@@ -30,7 +30,8 @@ from pipelines.provenance import provenance, torch_device, write_atomic, write_j
 REFERENCE_CCNN_MS = 480.0  # public CCNN code, CCNN_{4,140}, L = 2048, batch 8, 2 threads
 
 
-def _sync(x: torch.Tensor) -> None:
+def cuda_sync(x: torch.Tensor) -> None:
+    """Wait for x's device (CUDA) so that a timer measures the work, not its launch."""
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
 
@@ -38,12 +39,12 @@ def _sync(x: torch.Tensor) -> None:
 def _step_ms(model, x, repeats: int) -> float:
     times = []
     for i in range(repeats + 1):  # the first step warms up allocators and FFT plans
-        _sync(x)
+        cuda_sync(x)
         t0 = time.perf_counter()
         model.zero_grad(set_to_none=True)
         y = model(x)
         (y.float() ** 2).mean().backward()
-        _sync(x)
+        cuda_sync(x)
         if i:
             times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)

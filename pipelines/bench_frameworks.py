@@ -32,11 +32,13 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from implementations.common.config import ModelConfig
+from pipelines.bench import cuda_sync
 from pipelines.provenance import jax_device, provenance, torch_device, write_atomic, write_json
 
 COLUMNS = [
@@ -75,11 +77,18 @@ def batch_data(cfg: ModelConfig, batch: int, seed: int = 0):
     return x, rng.integers(0, cfg.out_size, batch)
 
 
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _timed(step: Callable[[], None], steps: int) -> tuple[float, float]:
+    """(seconds of the first call, median ms of `steps` further calls); `step` must return
+    only once its work is done (device synchronised)."""
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return first, 1000.0 * statistics.median(times)
 
 
 def time_torch(cfg: ModelConfig, batch: int, steps: int, device=None) -> tuple[float, float]:
@@ -94,17 +103,12 @@ def time_torch(cfg: ModelConfig, batch: int, steps: int, device=None) -> tuple[f
     opt, sched = make_optimizer(model, LR, WEIGHT_DECAY, 10, 1000)
     x, t = (torch.as_tensor(a, device=device) for a in batch_data(cfg, batch))
     lam = LAMBDA if cfg.uses_complexity_loss else 0.0
-    t0 = time.perf_counter()
-    train_step(model, opt, sched, x, t, "cross_entropy", lam)
-    _sync(device)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
+
+    def step() -> None:
         train_step(model, opt, sched, x, t, "cross_entropy", lam)
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return first, 1000.0 * statistics.median(times)
+        cuda_sync(x)
+
+    return _timed(step, steps)
 
 
 def time_jax(
@@ -121,24 +125,20 @@ def time_jax(
     else:
         model = jm.build_model(cfg)
     optimizer, _ = jt.make_optimizer(model, LR, WEIGHT_DECAY, 10, 1000)
-    step = jt.jit_train_step(
+    jit_step = jt.jit_train_step(
         model, optimizer, "cross_entropy", LAMBDA if cfg.uses_complexity_loss else 0.0
     )
     state = jt.init_train_state(model, optimizer, jax.random.key(0))
     x, t = batch_data(cfg, batch)
     x = jnp.asarray(np.moveaxis(x, 1, -1))  # channels first (B, C, *S) -> last (B, *S, C)
     t = jnp.asarray(t)
-    t0 = time.perf_counter()
-    state, metrics = step(state, x, t)
-    jax.block_until_ready((state, metrics))
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        state, metrics = step(state, x, t)
+
+    def step() -> None:
+        nonlocal state
+        state, metrics = jit_step(state, x, t)
         jax.block_until_ready((state, metrics))
-        times.append(time.perf_counter() - t0)
-    return first, 1000.0 * statistics.median(times)
+
+    return _timed(step, steps)
 
 
 def measurements(model: str) -> list[tuple[str, str]]:

@@ -67,20 +67,12 @@ def provenance(**extra) -> dict:
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file next to `path`, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Binary `write_atomic` (checkpoints): temp file in the same directory, then rename."""
+    """`data` to a temporary file in the same directory, flushed to disk, then renamed over
+    `path`: never a half-written file (results, checkpoints)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -444,9 +444,8 @@ class DNArch(nn.Module):
         Differences from computing everything appear only where that would produce inf/NaN
         (0 * inf), and in the dropout bits. Initialisation runs every block at full width so
         that all parameters are created."""
-        block = self.blocks[b]
         if self.is_initializing():
-            return block(h, rows, dv, train)
+            return self.blocks[b](h, rows, dv, train)
         widths = self.bucket_widths()
 
         def at(width: int):
