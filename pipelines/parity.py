@@ -332,7 +332,7 @@ def torch_mask_values(model) -> dict[str, np.ndarray]:
                     out[f"{p}.kernel.{a}"] = block.kernel_mask.values(coordinates(k, like), a)
             if block.res_mask is not None:
                 for a in range(block.data_dim):
-                    out[f"{p}.resolution.{a}"] = block.res_mask.values(a)
+                    out[f"{p}.resolution.{a}"] = block.res_values(a)
             if block.in_mask is not None:
                 out[f"{p}.width.in"] = block.in_mask.values()
                 out[f"{p}.width.mid"] = block.mid_mask.values()

@@ -9,10 +9,20 @@ Choices (the paper is silent; both frameworks follow these):
 - Frequency axis. The resolution mask of an axis with L samples lives on the L // 2 + 1
   non-negative frequency indices of that axis (rfft bins; for the full-FFT axes of a 2D input
   the index is |k|).
-- Resolution. A spectrum cropped to its first k frequency indices is represented exactly by any
-  odd number of samples >= 2k - 1 (and any even number >= 2k). We use
-  r = min(L, fast_length(2k - 1)): the cheapest FFT length that holds the kept band. If that
-  is not below L the block stays at full resolution (the mask still multiplies the spectrum).
+- Eq. 7 (a block with a resolution mask). The linear convolution of an L-sample input with its
+  full kernel (K <= L + 1 taps, offsets -(K-1)/2 .. (K-1)/2) is computed on a circle of
+  P = 2 L points (`padded_length`; P >= L + K - 1, so nothing wraps), the kernel's centre tap at
+  index 0: the first L samples of F_P^-1[F_P[f] F_P[psi]] are the "same" output. The resolution
+  mask multiplies that product spectrum at the P-grid's frequencies: P-bin j (0 <= j <= P / 2)
+  is L-bin j L / P = j / 2, i.e. mask coordinate x_j = -1 + j / (L // 2)
+  (`padded_frequency_coordinates`; every second P-bin is an L-bin, the mask is the same
+  function of frequency). Cropping keeps the first k P-bins (where the mask is >= T_m) and
+  transforms back on P_r = 2 r points, r = `resolution_for_padded_bins(k, L)`: the smallest fast
+  length with 2 r >= 2 k - 1 (so the kept band is represented exactly), or L. Because
+  P_r / P = r / L exactly, sample i of the r-point output is the band-limited full-resolution
+  output at position i L / r: trim (cropped) and virtual (uncropped) sample one function.
+- Resolution (the block's stream after the crop): r samples spanning the input's L, as above.
+  `resolution_for_bins` (L-grid bins) is kept for the resampling helpers.
 - FFT lengths. A linear convolution of r samples with a K-tap kernel needs r + K - 1 points; it
   is padded to `fast_length` of that (a 5-smooth even number), never to an arbitrary length.
 """
@@ -20,6 +30,8 @@ Choices (the paper is silent; both frameworks follow these):
 from __future__ import annotations
 
 import functools
+
+import numpy as np
 
 
 @functools.lru_cache(maxsize=4096)
@@ -54,6 +66,31 @@ def resolution_for_bins(kept_bins: int, length: int) -> int:
     if kept_bins >= frequency_bins(length):
         return length
     return min(length, fast_length(max(2 * kept_bins - 1, 1)))
+
+
+def padded_length(length: int) -> int:
+    """P = 2 L: the circle on which a block with a resolution mask convolves (Eq. 7)."""
+    return 2 * length
+
+
+def padded_bins(length: int) -> int:
+    """Non-negative frequency indices of the P = 2 L grid: L + 1."""
+    return padded_length(length) // 2 + 1
+
+
+def padded_frequency_coordinates(length: int) -> np.ndarray:
+    """Mask coordinates of the P-grid's non-negative frequencies: x_j = -1 + j / (L // 2),
+    j = 0 .. L (P-bin j is L-bin j / 2; the L-grid's bins sit at x = -1 + 2 i / (L // 2))."""
+    half = length // 2
+    j = np.arange(padded_bins(length), dtype=np.float64)
+    return (j - half) / half
+
+
+def resolution_for_padded_bins(kept_bins: int, length: int) -> int:
+    """Samples r of a block whose resolution mask keeps the first `kept_bins` P-bins: the
+    smallest fast length with 2 r >= 2 kept - 1 (i.e. r >= kept), or L if that is not below L."""
+    r = fast_length(max(kept_bins, 1))
+    return length if r >= length else r
 
 
 def conv_length(resolution: int, taps: int) -> int:

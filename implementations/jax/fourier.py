@@ -2,22 +2,28 @@
 "Convolution", "Learned downsampling"), channels-LAST: (B, L, C) or (B, H, W, C).
 
 Mirrors `implementations.torch.fourier` (channels-first there); the spatial axes are
-1..data_dim here instead of the last data_dim axes. Only what `virtual` mode needs is used by
-the model (`spectrum`, `from_spectrum`, `fft_conv`); `crop_spectrum`, `embed_spectrum` and
-`resample` are kept for name parity and tested against the PyTorch versions.
+1..data_dim here instead of the last data_dim axes. The model (virtual mode) uses `fft_conv`
+and `masked_conv` without a crop; the crop path of `masked_conv` (with `crop_spectrum`,
+`embed_spectrum`, `crop_phase`), `resample`, `spectrum` and `from_spectrum` are kept for name
+parity with PyTorch's trim mode and tested against the PyTorch versions.
 
 - `fft_conv`: centred, linear (zero-padded, non-circular) depthwise convolution; the padded
   length is `common.grids.conv_length`, the same as PyTorch, so float64 results agree to
   rounding.
 - `spectrum` / `from_spectrum`: amplitude-preserving transforms (norm="forward").
+- `masked_conv`: Eq. 7 (a block with a resolution mask), as PyTorch's: P = 2 L points, the
+  product spectrum masked and, when a smaller resolution is asked for, cropped.
 """
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from implementations.common.grids import conv_length
+from implementations.common.grids import conv_length, padded_length
 
 
 def _dims(data_dim: int) -> tuple[int, ...]:
@@ -78,14 +84,49 @@ def embed_spectrum(xc: jax.Array, kept: tuple[int, ...], shape: tuple[int, ...])
     return out
 
 
-def resample(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Fourier-resample the spatial axes of x (B, *S, C) to `shape`."""
-    src = tuple(x.shape[1 : 1 + len(shape)])
-    if src == tuple(shape):
+def _resample_axis(x: jax.Array, axis: int, n: int) -> jax.Array:
+    """One axis of `resample`: m cell-centred samples -> n (PyTorch's `_resample_axis`)."""
+    m = x.shape[axis]
+    if m == n:
         return x
-    kept = tuple(min((s + 1) // 2, (t + 1) // 2) for s, t in zip(src, shape))
-    xf = crop_spectrum(spectrum(x, len(shape)), kept)
-    return from_spectrum(embed_spectrum(xf, kept, shape), shape)
+    e = jnp.concatenate([x, jnp.flip(x, axis=axis)], axis=axis)  # even extension, period 2m
+    k = min(m, n)
+    ef = jax.lax.slice_in_dim(jnp.fft.rfft(e, axis=axis), 0, k, axis=axis)
+    f = np.arange(k)
+    phase = np.exp(1j * np.pi * f * (1.0 / (2 * n) - 1.0 / (2 * m)))
+    shape = [1] * x.ndim
+    shape[axis] = k
+    ef = ef * jnp.asarray(phase.reshape(shape), ef.dtype)
+    y = jnp.fft.irfft(ef, n=2 * n, axis=axis) * (n / m)
+    return jax.lax.slice_in_dim(y, 0, n, axis=axis)
+
+
+def resample(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Resample the spatial axes of x (B, *S, C) to `shape`: cell-centred grids, even
+    extension (PyTorch's `resample` documents why), axis by axis."""
+    for a, n in enumerate(shape):
+        x = _resample_axis(x, 1 + a, n)
+    return x
+
+
+def crop_phase(
+    kept: tuple[int, ...], padded: tuple[int, ...], resolution: tuple[int, ...]
+) -> list[np.ndarray]:
+    """Per axis, the phase that puts the cropped output on the coarse grid's cell centres
+    (PyTorch's `crop_phase`; static, NumPy)."""
+    d = len(kept)
+    out = []
+    for a, (k, p, r) in enumerate(zip(kept, padded, resolution)):
+        s = (p // 2 / r - 1.0) / 2.0
+        if a == d - 1:
+            f = np.arange(k)
+        elif 2 * k - 1 < p:
+            f = np.concatenate([np.arange(k), np.arange(1 - k, 0)])
+        else:
+            j = np.arange(p)
+            f = np.where(j < (p + 1) // 2, j, j - p)
+        out.append(np.exp(2j * np.pi * f * s / p))
+    return out
 
 
 def fft_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -109,4 +150,55 @@ def fft_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     y = jnp.fft.irfftn(xf * kf, s=padded, axes=_dims(d))  # (B, *P, C): full linear convolution
     for a, (s, k) in enumerate(zip(spatial, taps)):
         y = jax.lax.slice_in_dim(y, (k - 1) // 2, (k - 1) // 2 + s, axis=1 + a)  # "same" window
+    return y
+
+
+def wrap_kernel(kernel: jax.Array, padded: tuple[int, ...]) -> jax.Array:
+    """(*K, C) centred kernel (K odd) -> (*P, C): tap t at index (t - (K - 1) / 2) mod P."""
+    d = kernel.ndim - 1
+    widths = [(0, p - k) for k, p in zip(kernel.shape[:d], padded)] + [(0, 0)]
+    out = jnp.pad(kernel, widths)
+    shifts = tuple(-((k - 1) // 2) for k in kernel.shape[:d])
+    return jnp.roll(out, shifts, axis=tuple(range(d)))
+
+
+def masked_conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    masks: list[jax.Array],
+    kept: tuple[int, ...] | None = None,
+    resolution: tuple[int, ...] | None = None,
+) -> jax.Array:
+    """Eq. 7, channels-last: x (B, *L, C), kernel (*K, C), masks per axis (L + 1 values at the
+    P-grid's non-negative frequencies). Without `resolution` (virtual) the first L samples of
+    F_P^-1[m F_P[x] F_P[kernel]]; with it, the spectrum cropped to `kept` P-bins and
+    transformed back on P_r = 2 r points (scaled by P_r / P). See PyTorch's `masked_conv`."""
+    d = kernel.ndim - 1
+    spatial = tuple(x.shape[1 : 1 + d])
+    padded = tuple(padded_length(s) for s in spatial)
+    kf = jnp.fft.rfftn(wrap_kernel(kernel, padded), s=padded, axes=tuple(range(d)))  # (*P', C)
+    for a, m in enumerate(masks):  # the mask multiplies the kernel side: no batch axis
+        if a < d - 1:  # full-FFT axis: index j holds frequency min(j, P - j)
+            j = np.arange(padded[a])
+            m = m[np.minimum(j, padded[a] - j)]
+        shape = [1] * kf.ndim
+        shape[a] = -1
+        kf = kf * m.reshape(shape)
+    xf = jnp.fft.rfftn(x, s=padded, axes=_dims(d))  # (B, *P', C)
+    if resolution is None or tuple(resolution) == spatial:
+        y = jnp.fft.irfftn(xf * kf, s=padded, axes=_dims(d))
+        for a, s in enumerate(spatial):
+            y = jax.lax.slice_in_dim(y, 0, s, axis=1 + a)
+        return y
+    small = tuple(padded_length(r) for r in resolution)
+    kc = crop_spectrum(kf[None], kept)
+    for a, ph in enumerate(crop_phase(kept, padded, resolution)):
+        shape = [1] * kc.ndim
+        shape[1 + a] = -1
+        kc = kc * jnp.asarray(ph.reshape(shape), kc.dtype)
+    z = crop_spectrum(xf, kept) * kc
+    y = jnp.fft.irfftn(embed_spectrum(z, kept, small), s=small, axes=_dims(d))
+    y = y * math.prod(q / p for q, p in zip(small, padded))
+    for a, r in enumerate(resolution):
+        y = jax.lax.slice_in_dim(y, 0, r, axis=1 + a)
     return y

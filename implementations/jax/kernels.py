@@ -1,8 +1,8 @@
 """The kernel network MLP_psi shared by every block (paper Sec. 2.2, Appx. E.1), in Flax.
 
 Mirrors `implementations.torch.kernels` (the scale of the Fourier-feature matrix W, the
-kernel normalisation and their justification are documented there; importing the constants
-from there would pull PyTorch in, so they are repeated here and a test checks they agree).
+kernel normalisation and their justification are documented there; the constants and the
+initialisation law live in `implementations.common.init`).
 
 gamma(x) = [cos(2 pi w0 W x), sin(2 pi w0 W x)], W in R^{D x hidden}, then `kernel_layers`
 Dense layers (GELU between them). The last layer emits one kernel value per (block, channel)
@@ -13,9 +13,9 @@ W (`freqs`) is fixed in PyTorch (a buffer). Here it lives in its own variable co
 the weight map (`common.weight_map`) maps torch's buffer `kernel_net.freqs` to
 ("buffers", "kernel_net", "freqs").
 
-Initialisation follows PyTorch's nn.Linear default (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-weights and biases), the last layer N(0, 1/hidden) with zero bias. Parity checks copy weights,
-so only the distributions, not the draws, match.
+Initialisation: the common law (`common.init`), exactly as PyTorch's: He-normal hidden layers
+with zero biases, the last layer N(0, 1/hidden) with zero bias, W uniform per axis. Parity
+checks copy weights; tests/implementations/common/test_init.py compares the distributions.
 """
 
 from __future__ import annotations
@@ -28,18 +28,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-W0_MAX = 30000.0
-BAND = 0.5
-
-
-def torch_linear_init(fan_in: int):
-    """PyTorch's nn.Linear default initialiser for weight and bias: U(-1/sqrt(fan_in), ...)."""
-    bound = 1.0 / math.sqrt(fan_in)
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
+from implementations.common import init
+from implementations.common.init import BAND, W0_MAX  # noqa: F401  (re-exported)
+from implementations.jax.init import draw, initializer
 
 
 class KernelNet(nn.Module):
@@ -52,13 +43,11 @@ class KernelNet(nn.Module):
     param_dtype: Any = jnp.float32
 
     def setup(self) -> None:
-        nyquist = jnp.asarray([(k - 1) / 4.0 for k in self.full_taps], self.param_dtype)
-        scale = BAND * nyquist / W0_MAX  # (D,)
+        rule = init.fourier_features(tuple(self.full_taps))
 
-        def init_freqs():
+        def init_freqs():  # (D, hidden), U(+-BAND nyquist_d / W0_MAX) per axis d
             key = self.make_rng("params")
-            u = jax.random.uniform(key, (self.data_dim, self.hidden), self.param_dtype)
-            return (2.0 * u - 1.0) * scale[:, None]  # (D, hidden)
+            return draw(key, rule, (self.data_dim, self.hidden), self.param_dtype)
 
         self.freqs = self.variable("buffers", "freqs", init_freqs)
         dims = [2 * self.hidden] + [self.hidden] * (self.layers - 1) + [self.n_rows]
@@ -66,12 +55,9 @@ class KernelNet(nn.Module):
         dense = []
         for i, (a, b) in enumerate(pairs):
             last = i == len(pairs) - 1
-            kernel_init = (
-                nn.initializers.normal(1.0 / math.sqrt(self.hidden))
-                if last
-                else torch_linear_init(a)
-            )
-            bias_init = nn.initializers.zeros if last else torch_linear_init(a)
+            rule = init.kernel_out_weight(self.hidden) if last else init.kernel_hidden_weight(a)
+            kernel_init = initializer(rule, transposed=True)
+            bias_init = initializer(init.zeros())
             dense.append(
                 nn.Dense(
                     b,

@@ -114,6 +114,9 @@ class SigmoidMask(nn.Module):
         mu0 = [
             ref.sigmoid_mu_init_for_size(s, k, self.tau, self.threshold) for s, k in zip(sizes, ns)
         ]
+        # Eq. 10 normalises by the initial cutoff x_T^0 and the size N_0 it stands for
+        self.x0 = tuple(float(ref.sigmoid_cutoff(m, self.tau, self.threshold)) for m in mu0)
+        self.n0 = tuple(float(min(s, k)) for s, k in zip(sizes, ns))
         value = mu0[0] if self.scalar else mu0
         self.mu = self.param("mu", lambda _: jnp.asarray(value, dtype=self.param_dtype))
 
@@ -125,13 +128,22 @@ class SigmoidMask(nn.Module):
         x = coordinates(self.ns[axis], self.mu.dtype)
         return sigmoid_mask(x, self._mu(axis), self.tau, self.threshold)
 
+    def values_at(self, x: Any, axis: int = 0) -> jax.Array:
+        """Mask values at arbitrary (static) coordinates x of `axis`."""
+        x = jnp.asarray(np.asarray(x, dtype=np.dtype(self.mu.dtype)))
+        return sigmoid_mask(x, self._mu(axis), self.tau, self.threshold)
+
     def size(self, axis: int = 0, total: int | None = None) -> jax.Array:
-        """Differentiable size (Eq. 10), straight-through clipped to the axis length.
+        """Differentiable size (Eq. 10): N_0 (x_T - x_min) / (x_T^0 - x_min), straight-through
+        clipped to the axis length (`common.masks`).
 
         `total` expresses the size in other units than entries of the mask axis: a resolution
-        mask lives on L // 2 + 1 frequency indices but its size counts L samples."""
+        mask lives on frequency indices but its size counts L samples (initialised over the
+        whole axis: N_0 = L)."""
         n = self.ns[axis] if total is None else total
-        s = n * (sigmoid_cutoff(self._mu(axis), self.tau, self.threshold) + 1.0) / 2.0
+        n0 = self.n0[axis] * (n / self.ns[axis])  # N_0 in the units of `total`
+        cut = sigmoid_cutoff(self._mu(axis), self.tau, self.threshold)
+        s = n0 * (cut + 1.0) / (self.x0[axis] + 1.0)
         return straight_through_clip(s, float(n))
 
     def kept(self, axis: int = 0) -> int:

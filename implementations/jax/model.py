@@ -13,7 +13,8 @@ retrieval dual encoder. (PyTorch is channels first; the boundary is crossed only
               retrieval: pool each document, MLP on [X1, X2, X1*X2, X1-X2]
 
 Static shapes only (`virtual` mode, Sec. 4: what XLA/TPU requires): every mask multiplies at
-full size, the resolution mask multiplies the full-resolution spectrum (no crop), every block
+full size, a block with a resolution mask computes Eq. 7 without the crop (`fourier.masked_conv`:
+the product spectrum on P = 2 L points times the mask, exactly PyTorch's), every block
 that the depth mask keeps runs (times its depth-mask value) and every kernel is rendered on
 the full tap grid. The forward pass, the loss and the train step therefore have one shape
 whatever the mask parameters are, and a jitted step never recompiles when they change. Two
@@ -55,12 +56,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from implementations.common import complexity as cx
+from implementations.common import init
 from implementations.common import masks as ref
 from implementations.common.config import ModelConfig
-from implementations.common.grids import frequency_bins, kernel_taps, resolution_for_bins
-from implementations.jax.fourier import fft_conv, from_spectrum, spectrum
-from implementations.jax.kernels import KernelNet, torch_linear_init
-from implementations.jax.masks import GaussianMask, SigmoidMask, coordinates, kept_window
+from implementations.common.grids import (
+    kernel_taps,
+    padded_bins,
+    padded_frequency_coordinates,
+    resolution_for_padded_bins,
+)
+from implementations.jax.fourier import fft_conv, masked_conv
+from implementations.jax.init import dense, initializer
+from implementations.jax.kernels import KernelNet
+from implementations.jax.masks import (
+    GaussianMask,
+    SigmoidMask,
+    coordinates,
+    kept_prefix,
+    kept_window,
+    sigmoid_mask,
+)
 
 BN_EPS = 1e-5
 
@@ -97,9 +112,8 @@ def clip01(v: jax.Array) -> jax.Array:
 
 
 def _dense(features: int, fan_in: int, dtype: Any) -> nn.Dense:
-    """A Dense layer initialised as PyTorch's nn.Linear (kernel layout (in, out))."""
-    init = torch_linear_init(fan_in)
-    return nn.Dense(features, kernel_init=init, bias_init=init, param_dtype=dtype)
+    """A Dense layer drawn from the common law (`common.init.linear_weight/linear_bias`)."""
+    return dense(features, fan_in, dtype)
 
 
 def _width_mask(cfg: ModelConfig, dtype: Any) -> SigmoidMask:
@@ -117,7 +131,7 @@ class Encoder(nn.Module):
             nn.Embed(
                 cfg.vocab_size,
                 cfg.embedding_dim,
-                embedding_init=nn.initializers.normal(1.0),  # nn.Embedding's N(0, 1)
+                embedding_init=initializer(init.embedding()),
                 param_dtype=self.param_dtype,
             )
             if cfg.tokens
@@ -178,7 +192,13 @@ class ResidualBlock(nn.Module):
 
     @property
     def bins(self) -> tuple[int, ...]:
-        return tuple(frequency_bins(s) for s in self.input_shape)
+        """P-bins (P = 2 L) per axis: the frequencies the resolution mask multiplies."""
+        return tuple(padded_bins(s) for s in self.input_shape)
+
+    def res_values(self, axis: int) -> jax.Array:
+        """The resolution mask at the P-grid's non-negative frequencies of `axis` (L + 1)."""
+        coords = padded_frequency_coordinates(self.input_shape[axis])
+        return self.res_mask.values_at(coords, axis)
 
     # ---- what a trimmed version of this block keeps (eager, concrete parameters) -----------
     def widths(self, trim: bool) -> tuple[int, int, int]:
@@ -190,15 +210,20 @@ class ResidualBlock(nn.Module):
     def kept_bins(self, trim: bool) -> tuple[int, ...]:
         if not trim or self.res_mask is None:
             return self.bins
-        return tuple(self.res_mask.kept(a) for a in range(self.cfg.data_dim))
+        return tuple(kept_prefix(self.res_values(a)) for a in range(self.cfg.data_dim))
 
     def resolution(self, trim: bool) -> tuple[int, ...]:
         kept = self.kept_bins(trim)
-        return tuple(resolution_for_bins(k, s) for k, s in zip(kept, self.input_shape))
+        return tuple(resolution_for_padded_bins(k, s) for k, s in zip(kept, self.input_shape))
+
+    def kernel_size_at(self, resolution: tuple[int, ...], dtype: Any) -> list[int]:
+        """Taps of the kernel on the block's own grid (kernel_taps(r) per axis) where the mask
+        keeps it (Tables 4, 5). Eager only."""
+        return [len(x) for x, _ in self.kernel_grid(resolution, trim=True, dtype=dtype)]
 
     def kernel_grid(self, resolution: tuple[int, ...], trim: bool, dtype: Any):
-        """Per axis: (coordinates of the taps, mask values there or None). `trim=True` only
-        eagerly (architecture reporting)."""
+        """Per axis: (coordinates of the taps of the grid at `resolution`, mask values there or
+        None). `trim=True` only eagerly (architecture reporting)."""
         out = []
         for a, r in enumerate(resolution):
             x = coordinates(kernel_taps(r), dtype)
@@ -228,6 +253,14 @@ class ResidualBlock(nn.Module):
         # virtual: resolution == input shape, so PyTorch's prod(L / r) factor is 1
         return k * (1.0 / math.sqrt(math.prod(self.full_taps)))
 
+    def conv_path(self, h: jax.Array, rows: jax.Array) -> jax.Array:
+        """The block's convolution (without its bias) at full resolution: Eq. 7 uncropped
+        (`fourier.masked_conv`) with a resolution mask, the linear convolution without."""
+        kernel = self.kernel(rows)
+        if self.res_mask is None:
+            return fft_conv(h, kernel)
+        return masked_conv(h, kernel, [self.res_values(a) for a in range(self.cfg.data_dim)])
+
     def kept_width(self) -> jax.Array | None:
         """The widest of the block's kept channel counts (in, mid, out) as a traced integer:
         the width masks are non-increasing, so each keeps a prefix of its channels. None when
@@ -255,7 +288,6 @@ class ResidualBlock(nn.Module):
         other channels pass through unchanged. None: all N channels (the initialisation
         path, and blocks without width masks). With dropout > 0 the narrower path draws its
         own dropout masks (same distribution, different bits)."""
-        d = self.cfg.data_dim
         n = self.cfg.n_channels
         w = n if width is None else width
         xs = x if w == n else x[..., :w]
@@ -264,19 +296,8 @@ class ResidualBlock(nn.Module):
         else:
             scale, bias, conv_bias = self.norm_scale[:w], self.norm_bias[:w], self.conv_bias[:w]
         h = batch_norm(xs, scale, bias)  # (B, *S, w)
-        if self.res_mask is not None:  # Sec. 2.4.2 low-pass at full size (no crop: virtual)
-            hf = spectrum(h, d)  # (B, *F, w)
-            for a in range(d):
-                m = self.res_mask.values(a)  # over |frequency index| of axis a
-                if a < d - 1:  # full-FFT axis: index j holds frequency min(j, L - j)
-                    length = self.input_shape[a]
-                    j = np.arange(length)
-                    m = m[np.minimum(j, length - j)]
-                shape = [1] * hf.ndim
-                shape[1 + a] = -1
-                hf = hf * m.reshape(shape)
-            h = from_spectrum(hf, self.input_shape)  # (B, *S, w)
-        h = fft_conv(h, self.kernel(rows if w == n else rows[:, :w])) + conv_bias
+        # Sec. 2.4.2, Eq. 7 without the crop (virtual)
+        h = self.conv_path(h, rows if w == n else rows[:, :w]) + conv_bias
         if self.in_mask is not None:
             h = h * self.in_mask.values()[:w]
         h = self._linear(self.linear1, h, w)
@@ -515,7 +536,7 @@ class DNArch(nn.Module):
                     out[f"{p}.kernel.{a}"] = m
             if block.res_mask is not None:
                 for a in range(block.cfg.data_dim):
-                    out[f"{p}.resolution.{a}"] = block.res_mask.values(a)
+                    out[f"{p}.resolution.{a}"] = block.res_values(a)
             if block.in_mask is not None:
                 out[f"{p}.width.in"] = block.in_mask.values()
                 out[f"{p}.width.mid"] = block.mid_mask.values()
@@ -550,11 +571,10 @@ class DNArch(nn.Module):
         rows = []
         for block in self.blocks[:n_run]:
             resolution = block.resolution(trim=True)
-            grid = block.kernel_grid(resolution, trim=True, dtype=dtype)
             rows.append(
                 {
                     "block": block.index,
-                    "kernel_size": [len(x) for x, _ in grid],
+                    "kernel_size": block.kernel_size_at(resolution, dtype),
                     "resolution": list(resolution),
                     "width": list(block.widths(trim=True)),
                 }
@@ -670,15 +690,54 @@ def _replace_leaf(tree: dict, path: tuple[str, ...], value: Any) -> dict:
 
 def clamp_masks(model: DNArch, params: dict) -> dict:
     """Appx. E.1: mask parameters clipped into their admissible ranges (after every step).
-    Pure: returns a new tree; usable inside `jax.jit`."""
-    for path, lo, hi in mask_bounds(model.cfg):
+    Pure: returns a new tree; usable inside `jax.jit`. As PyTorch's `clamp_masks`: the static
+    ranges first (`mask_bounds`), then each kernel mask's sigma raised to the floor of its
+    block's current resolution, read off the clamped resolution mask (`kernel_sigma_floors`)."""
+    cfg = model.cfg
+    for path, lo, hi in mask_bounds(cfg):
         leaf = params
         for key in path:
             leaf = leaf[key]
         lo_a = jnp.asarray(lo, leaf.dtype)
         hi_a = jnp.asarray(hi, leaf.dtype)
         params = _replace_leaf(params, path, jnp.maximum(jnp.minimum(leaf, hi_a), lo_a))
+    if not (cfg.learns_kernel and cfg.learns_resolution):
+        return params
+    tables = [ref.kernel_sigma_floors(s, cfg.threshold) for s in cfg.input_shape]
+    coords = [padded_frequency_coordinates(s) for s in cfg.input_shape]
+    for b in range(cfg.n_blocks):
+        mu = params[f"blocks_{b}"]["res_mask"]["mu"]
+        sigma = params[f"blocks_{b}"]["kernel_mask"]["sigma"]
+        floors = []
+        for a in range(cfg.data_dim):
+            x = jnp.asarray(coords[a].astype(np.dtype(mu.dtype)))
+            kept = jnp.count_nonzero(sigmoid_mask(x, mu[a], cfg.tau_resolution, cfg.threshold))
+            floors.append(jnp.asarray(tables[a], sigma.dtype)[kept])
+        sigma = jnp.maximum(sigma, jnp.stack(floors))
+        params = _replace_leaf(params, (f"blocks_{b}", "kernel_mask", "sigma"), sigma)
     return params
+
+
+def realised_complexity(model: DNArch, variables: Variables) -> float:
+    """The complexity of what a trimmed network computes (PyTorch's `realised_complexity`):
+    Appx. C at the kept integer sizes. Eager only."""
+    cfg = model.cfg
+    rows = architecture(model, variables)
+    n_enc = cfg.width
+    if cfg.learns_width:
+        values = mask_values(model, variables)["encoder.width"]
+        n_enc = kept_prefix(values)
+    terms = [(math.prod(r["resolution"]), *r["width"]) for r in rows]
+    return float(
+        cx.network_cost(
+            cx.network_shape(cfg),
+            n_enc,
+            terms,
+            len(rows),
+            log2=math.log2,
+            clip01=lambda v: min(max(v, 0), 1),
+        )
+    )
 
 
 def param_groups(model: DNArch, params: dict) -> dict:

@@ -8,16 +8,26 @@
 - `crop_spectrum` / `embed_spectrum`: keep the first k non-negative frequency indices of every
   spatial axis (and, for the full-FFT axes of 2D inputs, the k - 1 negative ones), and place
   such a cropped spectrum into the spectrum of another resolution (zeros elsewhere).
-- `resample`: Fourier resampling. Going up (the end of a block, Sec. 2.4.2) keeps every
-  frequency of the coarse signal except the Nyquist index of an even-length axis, which has
-  no unambiguous place on a finer grid; with our odd/5-smooth resolutions this is the only loss.
+- `masked_conv`: Eq. 7, the convolution of a block with a resolution mask: kernel and input
+  transformed on P = 2 L points, the product spectrum masked and (trim) cropped, transformed
+  back at the block's resolution (`common.grids`, `common.reference` for the conventions).
+- `resample`: band-limited resampling between CELL-CENTRED grids (sample i of n at position
+  (i + 1/2) / n of the axis, `common.grids`), through the even (half-sample symmetric)
+  extension: a cosine series, exact for signals with fewer cosine frequencies than both grids
+  have samples. A block's output is not periodic over its axis (linear convolutions, zero
+  padding), so the periodic (DFT) interpolation rings at the wrap from the last to the first
+  sample (~50 % of the signal there, measured on Eq. 7 outputs); the even extension is
+  continuous. The end of a block (Sec. 2.4.2: "upsample features ... to the resolution of the
+  input") uses it.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from implementations.common.grids import conv_length
+from implementations.common.grids import conv_length, padded_length
 
 
 def _dims(ndim: int, data_dim: int) -> tuple[int, ...]:
@@ -75,14 +85,54 @@ def embed_spectrum(xc: torch.Tensor, kept: tuple[int, ...], shape: tuple[int, ..
     return out
 
 
-def resample(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Fourier-resample the spatial axes of x to `shape` (band-limited interpolation)."""
-    src = tuple(x.shape[x.ndim - len(shape) :])
-    if src == tuple(shape):
+def _resample_axis(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+    """One axis of `resample`: m cell-centred samples -> n."""
+    m = x.shape[dim]
+    if m == n:
         return x
-    kept = tuple(min((s + 1) // 2, (t + 1) // 2) for s, t in zip(src, shape))
-    xf = crop_spectrum(spectrum(x, len(shape)), kept)
-    return from_spectrum(embed_spectrum(xf, kept, shape), shape)
+    e = torch.cat([x, torch.flip(x, dims=(dim,))], dim=dim)  # even extension, period 2m
+    ef = torch.fft.rfft(e, dim=dim)  # bins 0 .. m (bin m is exactly 0 for an even extension)
+    k = min(m, n)
+    ef = ef.narrow(dim, 0, k)
+    # sample 0 of m sits at 1 / (2m) of the axis, of n at 1 / (2n): shift by the difference
+    f = torch.arange(k, device=x.device, dtype=x.dtype)
+    phase = torch.polar(torch.ones_like(f), torch.pi * f * (1.0 / (2 * n) - 1.0 / (2 * m)))
+    shape = [1] * x.ndim
+    shape[dim] = k
+    ef = ef * phase.view(shape)
+    y = torch.fft.irfft(ef, n=2 * n, dim=dim) * (n / m)
+    return y.narrow(dim, 0, n)
+
+
+def resample(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Resample the spatial axes of x to `shape`: cell-centred grids, even extension (module
+    docstring), axis by axis."""
+    d = len(shape)
+    for a, n in enumerate(shape):
+        x = _resample_axis(x, x.ndim - d + a, n)
+    return x
+
+
+def crop_phase(kept: tuple[int, ...], padded: tuple[int, ...], resolution: tuple[int, ...], like):
+    """Per axis, the phase that moves a cropped P-grid spectrum (`crop_spectrum` layout: bins
+    0 .. k-1, then -(k-1) .. -1 on full-FFT axes) by s = (L / r - 1) / 2 input samples, so that
+    sample i of the r-point inverse is at position (i + 1/2) L / r - 1/2: the cell centres of
+    the coarse grid (`resample`)."""
+    d = len(kept)
+    out = []
+    for a, (k, p, r) in enumerate(zip(kept, padded, resolution)):
+        length = p // 2
+        s = (length / r - 1.0) / 2.0
+        if a == d - 1:
+            f = torch.arange(k, dtype=like.dtype, device=like.device)
+        else:
+            pos = torch.arange(k, dtype=like.dtype, device=like.device)
+            f = torch.cat([pos, pos[1:].flip(0).neg()]) if 2 * k - 1 < p else None
+            if f is None:  # nothing was cropped on this axis: its full signed index
+                j = torch.arange(p, dtype=like.dtype, device=like.device)
+                f = torch.where(j < (p + 1) // 2, j, j - p)
+        out.append(torch.polar(torch.ones_like(f), 2.0 * torch.pi * f * s / p))
+    return out
 
 
 class _FFTConv(torch.autograd.Function):
@@ -144,3 +194,66 @@ def fft_conv(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     y[n] = sum_j kernel[j] x[n - (j - c)], c = (K - 1) / 2 per axis, x zero outside.
     """
     return _FFTConv.apply(x, kernel)
+
+
+def wrap_kernel(kernel: torch.Tensor, padded: tuple[int, ...]) -> torch.Tensor:
+    """(C, *K) centred kernel (K odd) -> (C, *P): tap t at index (t - (K - 1) / 2) mod P."""
+    d = kernel.ndim - 1
+    pad = []
+    for k, p in reversed(list(zip(kernel.shape[1:], padded))):
+        pad += [0, p - k]
+    out = torch.nn.functional.pad(kernel, pad)
+    shifts = tuple(-((k - 1) // 2) for k in kernel.shape[1:])
+    return torch.roll(out, shifts, dims=tuple(range(1, d + 1)))
+
+
+def masked_conv(
+    x: torch.Tensor,
+    kernel: torch.Tensor,
+    masks: list[torch.Tensor],
+    kept: tuple[int, ...],
+    resolution: tuple[int, ...],
+) -> torch.Tensor:
+    """Eq. 7: F^-1[crop(m . F[x] . F[kernel])], a centred linear depthwise convolution on
+    P = 2 L points per axis whose product spectrum is multiplied by the resolution mask and,
+    when `resolution` is below the input's, cropped to `kept` P-bins and transformed back on
+    P_r = 2 r points (scaled by P_r / P): output sample i is the band-limited full-resolution
+    result at position (i + 1/2) L / r - 1/2, the coarse grid's cell centre (`crop_phase`,
+    `common.reference.eq7`).
+
+    x: (B, C, *L); kernel: (C, *K), K odd <= L + 1 (the kept window of the full tap grid is
+    enough: taps outside it are 0); masks: per axis the mask's L + 1 values at the P-grid's
+    non-negative frequencies; kept: per axis the non-zero prefix of those. Returns
+    (B, C, *resolution)."""
+    d = kernel.ndim - 1
+    spatial = tuple(x.shape[-d:])
+    padded = tuple(padded_length(s) for s in spatial)
+    dims = _dims(x.ndim, d)
+    kdims = tuple(range(1, d + 1))
+    kf = torch.fft.rfftn(wrap_kernel(kernel, padded), s=padded, dim=kdims)  # (C, *P')
+    for a, m in enumerate(masks):  # the mask multiplies the kernel side: no batch axis
+        if a < d - 1:  # full-FFT axis: index j holds frequency min(j, P - j)
+            p = padded[a]
+            j = torch.arange(p, device=m.device)
+            m = m[torch.minimum(j, p - j)]
+        shape = [1] * kf.ndim
+        shape[1 + a] = -1
+        kf = kf * m.view(shape)
+    xf = torch.fft.rfftn(x, s=padded, dim=dims)  # (B, C, *P')
+    if tuple(resolution) == spatial:
+        y = torch.fft.irfftn(xf * kf, s=padded, dim=dims)
+        for a, s in enumerate(spatial):
+            y = y.narrow(x.ndim - d + a, 0, s)
+        return y
+    small = tuple(padded_length(r) for r in resolution)
+    kc = crop_spectrum(kf, kept)
+    for a, ph in enumerate(crop_phase(kept, padded, resolution, kf.real)):
+        shape = [1] * kc.ndim
+        shape[1 + a] = -1
+        kc = kc * ph.view(shape)
+    z = crop_spectrum(xf, kept) * kc
+    y = torch.fft.irfftn(embed_spectrum(z, kept, small), s=small, dim=dims)
+    y = y * math.prod(q / p for q, p in zip(small, padded))
+    for a, r in enumerate(resolution):
+        y = y.narrow(x.ndim - d + a, 0, r)
+    return y

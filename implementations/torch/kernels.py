@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-W0_MAX = 30000.0
-BAND = 0.5
+from implementations.common import init
+from implementations.common.init import BAND, W0_MAX  # noqa: F401  (re-exported)
+from implementations.torch.init import draw, fill_
 
 
 class KernelNet(nn.Module):
@@ -48,20 +49,20 @@ class KernelNet(nn.Module):
         super().__init__()
         self.data_dim = data_dim
         self.w0 = float(w0)
-        nyquist = torch.tensor([(k - 1) / 4.0 for k in full_taps])
-        scale = BAND * nyquist / W0_MAX  # (D,)
-        freqs = (2.0 * torch.rand(data_dim, hidden) - 1.0) * scale[:, None]  # (D, hidden)
-        self.register_buffer("freqs", freqs)
+        # W, fixed: U(+-BAND nyquist_d / W0_MAX) per axis d (`common.init.fourier_features`)
+        self.register_buffer(
+            "freqs", draw(init.fourier_features(tuple(full_taps)), (data_dim, hidden))
+        )
         dims = [2 * hidden] + [hidden] * (layers - 1) + [rows]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
-        # He-normal hidden layers keep the activations at unit scale through the GELUs; the last
-        # layer (fan-in scaled) then emits kernel values of about unit variance
+        # the initialisation law (`common.init`): He-normal hidden layers keep the activations
+        # at unit scale through the GELUs; the last layer (fan-in scaled) then emits kernel
+        # values of about unit variance; zero biases
         for layer in self.layers[:-1]:
-            nn.init.normal_(layer.weight, std=math.sqrt(2.0 / layer.in_features))
-            nn.init.zeros_(layer.bias)
-        last = self.layers[-1]
-        nn.init.normal_(last.weight, std=1.0 / math.sqrt(hidden))
-        nn.init.zeros_(last.bias)
+            fill_(layer.weight, init.kernel_hidden_weight(layer.in_features))
+            fill_(layer.bias, init.zeros())
+        fill_(self.layers[-1].weight, init.kernel_out_weight(hidden))
+        fill_(self.layers[-1].bias, init.zeros())
 
     def features(self, coords: torch.Tensor) -> torch.Tensor:
         """Hidden features before the last layer. coords: (K, D) in [-1, 1]. Returns (K, hidden)."""

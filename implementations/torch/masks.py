@@ -80,6 +80,9 @@ class SigmoidMask(nn.Module):
         self.threshold = float(threshold)
         self.mu_min, self.mu_max = ref.sigmoid_mu_bounds(self.tau)
         mu0 = [ref.sigmoid_mu_init_for_size(s, k, tau, threshold) for s, k in zip(sizes, ns)]
+        # Eq. 10 normalises by the initial cutoff x_T^0 and the size N_0 it stands for
+        self.x0 = tuple(float(ref.sigmoid_cutoff(m, tau, threshold)) for m in mu0)
+        self.n0 = tuple(float(min(s, k)) for s, k in zip(sizes, ns))
         mu = torch.tensor(mu0[0] if self.scalar else mu0, dtype=torch.get_default_dtype())
         self.mu = nn.Parameter(mu)
 
@@ -91,13 +94,22 @@ class SigmoidMask(nn.Module):
         x = coordinates(self.ns[axis], self.mu)
         return sigmoid_mask(x, self._mu(axis), self.tau, self.threshold)
 
+    def values_at(self, x, axis: int = 0) -> torch.Tensor:
+        """Mask values at arbitrary coordinates x (a NumPy array or tensor) of `axis`."""
+        x = torch.as_tensor(x, dtype=self.mu.dtype, device=self.mu.device)
+        return sigmoid_mask(x, self._mu(axis), self.tau, self.threshold)
+
     def size(self, axis: int = 0, total: int | None = None) -> torch.Tensor:
-        """Differentiable size (Eq. 10), straight-through clipped to the axis length.
+        """Differentiable size (Eq. 10): N_0 (x_T - x_min) / (x_T^0 - x_min), straight-through
+        clipped to the axis length (`common.masks`).
 
         `total` expresses the size in other units than entries of the mask axis: a resolution
-        mask lives on L // 2 + 1 frequency indices but its size counts L samples."""
+        mask lives on frequency indices but its size counts L samples (initialised over the
+        whole axis: N_0 = L)."""
         n = self.ns[axis] if total is None else total
-        s = n * (sigmoid_cutoff(self._mu(axis), self.tau, self.threshold) + 1.0) / 2.0
+        n0 = self.n0[axis] * (n / self.ns[axis])  # N_0 in the units of `total`
+        cut = sigmoid_cutoff(self._mu(axis), self.tau, self.threshold)
+        s = n0 * (cut + 1.0) / (self.x0[axis] + 1.0)
         return straight_through_clip(s, float(n))
 
     def kept(self, axis: int = 0) -> int:
@@ -136,7 +148,11 @@ class GaussianMask(nn.Module):
         return straight_through_clip(s, float(n))
 
     @torch.no_grad()
-    def clamp_(self) -> None:
-        lo = torch.tensor(self.sigma_min, dtype=self.sigma.dtype, device=self.sigma.device)
+    def clamp_(self, floors: tuple[float, ...] | None = None) -> None:
+        """Clamp sigma into [floor, sigma_max] per axis; `floors` (default `sigma_min`, the
+        full-resolution floor) follow the block's current resolution
+        (`common.masks.kernel_sigma_floor`)."""
+        floors = self.sigma_min if floors is None else floors
+        lo = torch.tensor(floors, dtype=self.sigma.dtype, device=self.sigma.device)
         hi = torch.tensor(self.sigma_max, dtype=self.sigma.dtype, device=self.sigma.device)
         self.sigma.copy_(torch.maximum(torch.minimum(self.sigma, hi), lo))

@@ -15,8 +15,13 @@ Execution modes (method.md "Execution modes"):
              (a block whose resolution mask cuts frequencies runs at a lower resolution).
     virtual  static shapes: everything at the largest size, multiplied by the masks.
 Both give the same output for kernel, width and depth masks (every mask is applied right after
-the last operation that could make a masked entry non-zero). With a resolution mask that cuts
-frequencies they differ by design: `trim` runs the pointwise non-linearities on the coarser grid.
+the last operation that could make a masked entry non-zero). A block with a resolution mask
+computes Eq. 7 in both (`fourier.masked_conv`): the kernel rendered on the block's full tap grid,
+input and kernel transformed on P = 2 L points, the product spectrum masked; `trim` crops it and
+transforms back at the reduced resolution r, whose samples are exactly the band-limited
+full-resolution convolution at positions i L / r (tested against `common.reference` at block
+level). After the convolution the two modes differ by design: `trim` runs the pointwise layers
+and non-linearities at r, `virtual` at L (`grids.TRIM_RESOLUTION_BOUND`).
 
 BatchNorm always uses the statistics of the current batch (Appx. E.1): no running averages.
 In `trim` mode the stream carries max(kept widths) channels instead of N_max: channels no layer
@@ -28,23 +33,24 @@ shared by the two documents).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from implementations.common import complexity as cx
+from implementations.common import init
+from implementations.common import masks as ref
 from implementations.common.config import ModelConfig
-from implementations.common.grids import frequency_bins, kernel_taps, resolution_for_bins
-from implementations.torch.fourier import (
-    crop_spectrum,
-    embed_spectrum,
-    fft_conv,
-    from_spectrum,
-    resample,
-    spectrum,
+from implementations.common.grids import (
+    kernel_taps,
+    padded_bins,
+    padded_frequency_coordinates,
+    resolution_for_padded_bins,
 )
+from implementations.torch.fourier import fft_conv, masked_conv, resample
+from implementations.torch.init import fill_, linear
 from implementations.torch.kernels import KernelNet
 from implementations.torch.masks import GaussianMask, SigmoidMask, coordinates
 
@@ -74,8 +80,9 @@ def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
 
 @dataclass(frozen=True)
 class BlockPlan:
-    """What a block computes: widths (N_in, N_mid, N_out), kept frequency indices and the
-    resolution per axis, and the kept kernel-tap window per axis (None: the full grid)."""
+    """What a block computes: widths (N_in, N_mid, N_out), kept frequency indices of the
+    P = 2 L grid and the resolution per axis, and the kept window of the FULL kernel tap grid
+    per axis (None: the whole grid)."""
 
     widths: tuple[int, int, int]
     kept_bins: tuple[int, ...]
@@ -87,8 +94,11 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         n = cfg.n_channels
-        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim) if cfg.tokens else None
-        self.linear = nn.Linear(cfg.input_features, n)
+        self.embedding = None
+        if cfg.tokens:
+            self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim)
+            fill_(self.embedding.weight, init.embedding())
+        self.linear = linear(cfg.input_features, n)
         self.norm_weight = nn.Parameter(torch.ones(n))
         self.norm_bias = nn.Parameter(torch.zeros(n))
         self.width_mask = (
@@ -118,17 +128,24 @@ class ResidualBlock(nn.Module):
         self.norm_weight = nn.Parameter(torch.ones(n))
         self.norm_bias = nn.Parameter(torch.zeros(n))
         self.conv_bias = nn.Parameter(torch.zeros(n))
-        self.linear1 = nn.Linear(n, n)
-        self.linear2 = nn.Linear(n, n)
+        self.linear1 = linear(n, n)
+        self.linear2 = linear(n, n)
         self.dropout = nn.Dropout(cfg.dropout)
         self.kernel_mask = (
             GaussianMask(self.full_taps, cfg.threshold, cfg.sigma_init)
             if cfg.learns_kernel
             else None
         )
-        bins = tuple(frequency_bins(s) for s in self.input_shape)
+        bins = tuple(padded_bins(s) for s in self.input_shape)
+        # the mask's coordinates at the P-grid's frequencies (grids.padded_frequency_coordinates)
+        self.res_coords = tuple(padded_frequency_coordinates(s) for s in self.input_shape)
         self.res_mask = (
-            SigmoidMask(bins, cfg.tau_resolution, cfg.threshold, tuple(b + 1 for b in bins))
+            SigmoidMask(
+                tuple(len(c) for c in self.res_coords),
+                cfg.tau_resolution,
+                cfg.threshold,
+                tuple(b + 1 for b in bins),
+            )
             if cfg.learns_resolution
             else None
         )
@@ -138,44 +155,74 @@ class ResidualBlock(nn.Module):
         self.out_mask = width_mask() if cfg.learns_width else None
 
     # ---- what this block keeps -------------------------------------------------------------
+    def res_values(self, axis: int) -> torch.Tensor:
+        """The resolution mask at the P-grid's non-negative frequencies of `axis` (L + 1)."""
+        return self.res_mask.values_at(self.res_coords[axis], axis)
+
     def plan_vectors(self) -> list[torch.Tensor]:
-        """The mask values whose non-zero counts fix the block's widths and kept frequencies."""
+        """The mask values whose non-zero counts fix the block's widths, kept frequencies and
+        kernel windows (the kernel mask on the full tap grid)."""
         vecs = []
         if self.in_mask is not None:
             vecs += [self.in_mask.values(), self.mid_mask.values(), self.out_mask.values()]
         if self.res_mask is not None:
-            vecs += [self.res_mask.values(a) for a in range(self.data_dim)]
+            vecs += [self.res_values(a) for a in range(self.data_dim)]
+        if self.kernel_mask is not None:
+            like = self.kernel_mask.sigma
+            vecs += [
+                self.kernel_mask.values(coordinates(k, like), a)
+                for a, k in enumerate(self.full_taps)
+            ]
         return vecs
 
     def make_plan(self, counts: list[int] | None) -> BlockPlan:
         """What the block computes, from the counts of `plan_vectors()` (None: everything)."""
         n = self.linear1.in_features
-        bins = tuple(frequency_bins(s) for s in self.input_shape)
+        bins = tuple(padded_bins(s) for s in self.input_shape)
         if counts is None:
             return BlockPlan((n, n, n), bins, self.input_shape, None)
         counts = list(counts)
         widths = (n, n, n)
+        d = self.data_dim
         if self.in_mask is not None:
             widths, counts = tuple(counts[:3]), counts[3:]
         if self.res_mask is not None:
-            bins = tuple(counts[: self.data_dim])
-        resolution = tuple(resolution_for_bins(k, s) for k, s in zip(bins, self.input_shape))
-        return BlockPlan(widths, bins, resolution, None)
+            bins, counts = tuple(counts[:d]), counts[d:]
+        resolution = tuple(resolution_for_padded_bins(k, s) for k, s in zip(bins, self.input_shape))
+        windows = None
+        if self.kernel_mask is not None:  # centred, symmetric mask on an odd grid
+            windows = tuple(
+                ((k - c) // 2, (k - c) // 2 + c)
+                for k, c in zip(self.full_taps, (max(c, 1) for c in counts[:d]))
+            )
+        return BlockPlan(widths, bins, resolution, windows)
 
-    def kernel_vectors(self, resolution: tuple[int, ...], like: torch.Tensor):
-        """Kernel-mask values on the full tap grid of every axis at `resolution` (or [])."""
+    def kernel_floors(self, kept_bins: tuple[int, ...] | None) -> tuple[float, ...]:
+        """Lower clamps of the kernel mask's sigma per axis at the block's current resolution
+        (`common.masks.kernel_sigma_floor`); full resolution without a resolution mask."""
+        if kept_bins is None:
+            kept_bins = tuple(padded_bins(s) for s in self.input_shape)
+        return tuple(
+            ref.kernel_sigma_floor(k, s, self.threshold)
+            for k, s in zip(kept_bins, self.input_shape)
+        )
+
+    def kernel_size_at(self, resolution: tuple[int, ...], like: torch.Tensor) -> list[int]:
+        """Taps of the kernel on the block's own grid (kernel_taps(r) per axis) where the mask
+        keeps it: the kernel size Tables 4, 5 report at the block's resolution."""
         if self.kernel_mask is None:
-            return []
+            return [kernel_taps(r) for r in resolution]
         return [
-            self.kernel_mask.values(coordinates(kernel_taps(r), like), a)
+            int(torch.count_nonzero(self.kernel_mask.values(coordinates(kernel_taps(r), like), a)))
             for a, r in enumerate(resolution)
         ]
 
     def kernel_grid(self, plan: BlockPlan, like: torch.Tensor):
-        """Per axis: (coordinates of the taps computed, mask values there or None)."""
+        """Per axis: (coordinates of the taps computed on the full tap grid, mask values there
+        or None)."""
         out = []
-        for a, r in enumerate(plan.resolution):
-            x = coordinates(kernel_taps(r), like)
+        for a, k in enumerate(self.full_taps):
+            x = coordinates(k, like)
             if self.kernel_mask is None:
                 out.append((x, None))
                 continue
@@ -193,12 +240,13 @@ class ResidualBlock(nn.Module):
         plan: BlockPlan,
         hidden_cache: dict | None,
     ) -> torch.Tensor:
-        """The block's depthwise kernel at the plan's resolution: (k_in, *K)."""
-        k_in, resolution = plan.widths[0], plan.resolution
+        """The block's depthwise kernel on its full tap grid (the kept window in trim):
+        (k_in, *K)."""
+        k_in = plan.widths[0]
         grid = self.kernel_grid(plan, kernel_net.freqs)
         axes = [x for x, _ in grid]
         taps = tuple(len(x) for x in axes)
-        key = (resolution, taps)
+        key = taps  # a centred window of the full grid: its coordinates follow from its size
         if hidden_cache is not None and key in hidden_cache:
             h = hidden_cache[key]
         else:
@@ -214,8 +262,22 @@ class ResidualBlock(nn.Module):
                 shape = [1] * (self.data_dim + 1)
                 shape[a + 1] = -1
                 k = k * m.view(shape)
-        scale = math.prod(s / r for s, r in zip(self.input_shape, resolution))
-        return k * (scale / math.sqrt(math.prod(self.full_taps)))
+        return k * (1.0 / math.sqrt(math.prod(self.full_taps)))
+
+    def conv_path(
+        self,
+        h: torch.Tensor,
+        kernel_net: KernelNet,
+        plan: BlockPlan,
+        hidden_cache: dict | None = None,
+    ) -> torch.Tensor:
+        """The block's convolution (without its bias): (B, k_in, *L) -> (B, k_in, *r). With a
+        resolution mask, Eq. 7 (`fourier.masked_conv`); without, the linear convolution."""
+        kernel = self.kernel(kernel_net, self.linear1.in_features, plan, hidden_cache)
+        if self.res_mask is None:
+            return fft_conv(h, kernel)
+        masks = [self.res_values(a) for a in range(self.data_dim)]
+        return masked_conv(h, kernel, masks, plan.kept_bins, plan.resolution)
 
     def forward(
         self,
@@ -226,27 +288,10 @@ class ResidualBlock(nn.Module):
         hidden_cache: dict | None = None,
     ) -> torch.Tensor:
         d = self.data_dim
-        n = self.linear1.in_features
         k_in, k_mid, k_out = plan.widths
         h = batch_norm(x[:, :k_in], self.norm_weight[:k_in], self.norm_bias[:k_in])
-        resolution = self.input_shape
-        if self.res_mask is not None:  # Sec. 2.4.2: low-pass (and crop) the block's input
-            kept, resolution = plan.kept_bins, plan.resolution
-            hf = spectrum(h, d)  # (B, k_in, *F)
-            for a in range(d):
-                m = self.res_mask.values(a)  # over |frequency index| of axis a
-                if a < d - 1:  # full-FFT axis: index j holds frequency min(j, L - j)
-                    length = self.input_shape[a]
-                    j = torch.arange(length, device=m.device)
-                    m = m[torch.minimum(j, length - j)]
-                shape = [1] * hf.ndim
-                shape[hf.ndim - d + a] = -1
-                hf = hf * m.view(shape)
-            if resolution != self.input_shape:
-                hf = embed_spectrum(crop_spectrum(hf, kept), kept, resolution)
-            h = from_spectrum(hf, resolution)  # (B, k_in, *resolution)
-        kernel = self.kernel(kernel_net, n, plan, hidden_cache)
-        h = fft_conv(h, kernel) + _bshape(self.conv_bias[:k_in], d)
+        # Sec. 2.4.2, Eq. 7: convolve, low-pass and (trim) crop in one go
+        h = self.conv_path(h, kernel_net, plan, hidden_cache) + _bshape(self.conv_bias[:k_in], d)
         if self.in_mask is not None:
             h = h * _bshape(self.in_mask.values()[:k_in], d)
         h = pwlinear(h, self.linear1.weight[:k_mid, :k_in], self.linear1.bias[:k_mid])
@@ -304,12 +349,12 @@ class DNArch(nn.Module):
         )
         if cfg.task == "retrieval":
             self.head = nn.Sequential(
-                nn.Linear(4 * n, cfg.head_hidden),
+                linear(4 * n, cfg.head_hidden),
                 nn.GELU(),
-                nn.Linear(cfg.head_hidden, cfg.out_size),
+                linear(cfg.head_hidden, cfg.out_size),
             )
         else:
-            self.head = nn.Linear(n, cfg.out_size)
+            self.head = linear(n, cfg.out_size)
         self._target = cx.target_complexity(cfg)
 
     # ---- input checks ------------------------------------------------------------------
@@ -373,10 +418,9 @@ class DNArch(nn.Module):
     def plan(self, trim: bool) -> tuple[int, int, list[BlockPlan]]:
         """(encoder width, blocks run, one BlockPlan per block run) for a forward pass.
 
-        In trim mode the kept counts come from the mask values with two host synchronisations
-        in all (one for widths, depth and frequencies, one for the kernel windows, which
-        depend on the resolutions), not one per mask: on a GPU each `.item()` waits for the
-        queue to drain."""
+        In trim mode the kept counts (widths, depth, frequencies, kernel windows) come from the
+        mask values with one host synchronisation in all, not one per mask: on a GPU each
+        `.item()` waits for the queue to drain."""
         n = self.cfg.n_channels
         if not trim:
             return n, len(self.blocks), [b.make_plan(None) for b in self.blocks]
@@ -394,18 +438,6 @@ class DNArch(nn.Module):
         for block, vs in zip(self.blocks[:n_run], per_block):
             plans.append(block.make_plan(counts[: len(vs)]))
             counts = counts[len(vs) :]
-        like = self.kernel_net.freqs
-        kvecs = [block.kernel_vectors(p.resolution, like) for block, p in zip(self.blocks, plans)]
-        kcounts = _count_nonzero([v for vs in kvecs for v in vs])
-        for i, (vs, p) in enumerate(zip(kvecs, plans)):
-            if not vs:
-                continue
-            windows = []
-            for v in vs:
-                k = max(kcounts.pop(0), 1)  # centred, symmetric mask on an odd grid
-                start = (v.shape[0] - k) // 2
-                windows.append((start, start + k))
-            plans[i] = replace(p, windows=tuple(windows))
         return k_enc, n_run, plans
 
     def _decode(self, h: torch.Tensor, batch: int) -> torch.Tensor:
@@ -454,12 +486,41 @@ class DNArch(nn.Module):
             return self.kernel_net.freqs.new_zeros(())
         return (self.complexity() / self._target - 1.0) ** 2
 
+    def realised_complexity(self) -> float:
+        """The complexity of what `trim` computes: the Appx. C formula of `complexity()` at the
+        kept (integer) sizes instead of the continuous Eq. 9/10 sizes: encoder width, blocks
+        run, each block's resolution (samples) and kept widths."""
+        with torch.no_grad():
+            k_enc, n_run, plans = self.plan(trim=True)
+        terms = [(math.prod(p.resolution), *p.widths) for p in plans[:n_run]]
+        return float(
+            cx.network_cost(
+                cx.network_shape(self.cfg),
+                k_enc,
+                terms,
+                n_run,
+                log2=math.log2,
+                clip01=lambda v: min(max(v, 0), 1),
+            )
+        )
+
     @torch.no_grad()
     def clamp_masks(self) -> None:
-        """Appx. E.1: reset mask parameters into their admissible ranges (after every step)."""
+        """Appx. E.1: reset mask parameters into their admissible ranges (after every step).
+        Sigmoid masks first; then each kernel mask, whose lower clamp follows its block's
+        resolution as the (clamped) resolution mask now sets it (`kernel_floors`)."""
         for module in self.modules():
-            if isinstance(module, (SigmoidMask, GaussianMask)):
+            if isinstance(module, SigmoidMask):
                 module.clamp_()
+        blocks = [b for b in self.blocks if b.kernel_mask is not None]
+        res = [b for b in blocks if b.res_mask is not None]
+        vecs = [b.res_values(a) for b in res for a in range(b.data_dim)]
+        counts = _count_nonzero(vecs)
+        kept = {}
+        for b in res:
+            kept[b.index], counts = tuple(counts[: b.data_dim]), counts[b.data_dim :]
+        for b in blocks:
+            b.kernel_mask.clamp_(b.kernel_floors(kept.get(b.index)))
 
     @torch.no_grad()
     def architecture(self) -> list[dict]:
@@ -469,11 +530,10 @@ class DNArch(nn.Module):
         rows = []
         like = self.kernel_net.freqs
         for block, p in zip(self.blocks[:n_run], plans):
-            grid = block.kernel_grid(p, like)
             rows.append(
                 {
                     "block": block.index,
-                    "kernel_size": [len(x) for x, _ in grid],
+                    "kernel_size": block.kernel_size_at(p.resolution, like),
                     "resolution": list(p.resolution),
                     "width": list(p.widths),
                 }

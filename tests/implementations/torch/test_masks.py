@@ -109,7 +109,10 @@ def test_straight_through_clip_passes_gradient_at_the_maximum():
     np.testing.assert_array_equal(out.detach().numpy(), [100.0, 280.0, 280.0])
     out.sum().backward()
     np.testing.assert_array_equal(s.grad.numpy(), [1.0, 1.0, 1.0])
-    # and a full-size mask can still shrink: d size / d mu > 0 at mu_max
+    # and a full-size mask can still shrink: d size / d mu > 0 at mu_max. Eq. 10 normalises by
+    # the initial cutoff, here mu_max's (beyond the axis end): d size / d mu = 280 / (x0 + 1)
     m = tm.SigmoidMask(280, 25.0, T, 280).double()
     m.size().backward()
-    assert float(m.mu.grad) == pytest.approx(280 / 2, rel=1e-12)
+    x0 = ref.resolution_initial_cutoff(25.0, T)
+    assert float(m.mu.grad) == pytest.approx(280 / (x0 + 1.0), rel=1e-12)
+    assert float(m.size().detach()) == pytest.approx(280.0, rel=1e-12)  # N_0 at initialisation
