@@ -1,6 +1,7 @@
 """Benchmarks that write CSVs (speed goals live here, not in timed tests).
 
     python -m pipelines.bench trim [--out results/bench] [--repeats 3]
+    python -m pipelines.bench trimdiff [--out results/bench] [--states 24]
 
 `trim`: forward + backward time per step of DNArch_{K,R,W,D}(CCNN_{4,140}) (instantiated as
 CCNN_{8,280}) in `trim` vs `virtual` mode, with every sigmoid mask set so that
@@ -10,6 +11,13 @@ at full resolution), for 1D L = 2048 (batch 8) and 2D 32 x 32 (batch 16). Goals 
 It also times the `ccnn` variant (CCNN_{4,140}, ListOps shapes: tokens, L = 2048, batch 8)
 against the public CCNN code's ~480 ms per step on the same CPU (performance.md; goal 1.5x).
 Ratios are measured within one run: absolute times on shared machines drift.
+
+`trimdiff`: how far `trim` is from `virtual` once resolution masks cut frequencies (float64,
+weights at initialisation, random mask states drawn within the clamps), at Table 6's w0 values
+5.5k / 21.5k / 30k: per block (each block fed the same input, the virtual network's, so the
+number is that block's own difference: the pointwise layers and GELUs run at r instead of L) and
+at the network output, relative to the largest |virtual| value. Writes trimdiff.csv; the
+documented bound is `implementations.common.grids.TRIM_RESOLUTION_BOUND`.
 """
 
 from __future__ import annotations
@@ -132,9 +140,119 @@ def bench_trim(repeats: int, device: torch.device) -> list[dict]:
     return rows
 
 
+TRIMDIFF_W0 = (5500.0, 21500.0, 30000.0)
+
+
+TRIMDIFF_SIZES = ((256,), (31, 17))
+
+
+def _trimdiff_configs(sizes) -> list[tuple[str, ModelConfig]]:
+    small = dict(width=16, blocks=3, max_width=32, max_blocks=6, kernel_hidden=32, out_size=4)
+    out = []
+    for variant in ("kr", "krwd"):
+        for shape in sizes:
+            task = "global" if len(shape) == 1 else "dense"
+            cfg = ModelConfig(
+                variant=variant, data_dim=len(shape), input_shape=shape, in_channels=2,
+                task=task, **small,
+            )  # fmt: skip
+            out.append((variant, cfg))
+    return out
+
+
+@torch.no_grad()
+def bench_trimdiff(states: int, seed: int = 0, sizes=TRIMDIFF_SIZES) -> list[dict]:
+    from implementations.torch.model import randomize_masks
+
+    rows = []
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        cases = [(v, c, w0) for v, c in _trimdiff_configs(sizes) for w0 in TRIMDIFF_W0]
+        for variant, cfg, w0 in tqdm(cases, desc="trim vs virtual (accuracy)", leave=False):
+            cfg = cfg.replace(w0=w0)
+            torch.manual_seed(seed)
+            model = build_model(cfg)
+            g = torch.Generator().manual_seed(seed)
+            for state in range(states):
+                randomize_masks(model, g)
+                x = torch.randn(4, cfg.in_channels, *cfg.input_shape, generator=g)
+                model.mode = "virtual"
+                inputs: list[torch.Tensor] = []
+                hooks = [
+                    b.register_forward_pre_hook(lambda _m, args, acc=inputs: acc.append(args[0]))
+                    for b in model.blocks
+                ]
+                yv = model(x)
+                for h in hooks:
+                    h.remove()
+                model.mode = "trim"
+                yt = model(x)
+                out_err = float((yt - yv).abs().max() / yv.abs().max())
+                _, n_run, t_plans = model.plan(True)
+                _, _, v_plans = model.plan(False)
+                shape = "x".join(map(str, cfg.input_shape))
+                for b, (blk, pt) in enumerate(zip(model.blocks[:n_run], t_plans)):
+                    if pt.resolution == tuple(cfg.input_shape):
+                        continue  # no crop: trim == virtual exactly (tested elsewhere)
+                    xin = inputs[b]
+                    bv = blk(xin, model.kernel_net, None, v_plans[b]) - xin
+                    w = xin.shape[1]
+                    xt = xin[:, : max(pt.widths)] if variant == "krwd" else xin
+                    bt = blk(xt, model.kernel_net, None, pt) - xt
+                    bv = bv[:, : bt.shape[1]]
+                    rows.append(
+                        {
+                            "bench": "trimdiff",
+                            "variant": variant,
+                            "shape": shape,
+                            "w0": w0,
+                            "state": state,
+                            "block": b,
+                            "resolution": "x".join(map(str, pt.resolution)),
+                            "block_rel_err": float((bt - bv).abs().max() / bv.abs().max()),
+                            "block_rel_rms": float((bt - bv).norm() / bv.norm()),
+                            "output_rel_err": out_err,
+                            "width": w,
+                        }
+                    )
+    finally:
+        torch.set_default_dtype(dtype)
+    return rows
+
+
+def _write_csv(rows: list[dict], path: str) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def summarise_trimdiff(rows: list[dict]) -> str:
+    """Median / 90th percentile / max of the block and output errors per w0."""
+    lines = ["w0      block: median  p90     max      output: median  p90     max   (max|diff|)"]
+    lines_rms = ["w0      block: median  p90     max   (RMS diff / RMS virtual)"]
+    for w0 in TRIMDIFF_W0:
+        rms = [r["block_rel_rms"] for r in rows if r["w0"] == w0]
+        q90 = statistics.quantiles(rms, n=10)[8]
+        lines_rms.append(f"{w0:<7g} {statistics.median(rms):14.3g} {q90:7.3g} {max(rms):8.3g}")
+        b = [r["block_rel_err"] for r in rows if r["w0"] == w0]
+        o = sorted({(r["variant"], r["shape"], r["state"]): r["output_rel_err"]
+                    for r in rows if r["w0"] == w0}.values())  # fmt: skip
+        q = lambda v, p: statistics.quantiles(v, n=10)[8] if p == 90 else statistics.median(v)
+        lines.append(
+            f"{w0:<7g} {q(b, 50):14.3g} {q(b, 90):7.3g} {max(b):8.3g} "
+            f"{q(o, 50):15.3g} {q(o, 90):7.3g} {max(o):8.3g}"
+        )
+    return "\n".join(lines + lines_rms)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("which", choices=["trim"])
+    ap.add_argument("which", choices=["trim", "trimdiff"])
+    ap.add_argument("--states", type=int, default=24, help="trimdiff: mask states per case")
     ap.add_argument("--out", default="results/bench")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
@@ -144,6 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if args.which == "trimdiff":
+        rows = bench_trimdiff(args.states)
+        text = _write_csv(rows, f"{args.out}/trimdiff.csv")
+        write_json(
+            f"{args.out}/trimdiff.json",
+            provenance(device="cpu", seed=0, states=args.states,
+                       wall_s=round(time.perf_counter() - t0, 1)),
+        )  # fmt: skip
+        del text
+        print(summarise_trimdiff(rows))
+        return 0
     device = torch.device(args.device)
     rows = bench_trim(args.repeats, device)
     for r in rows:

@@ -15,17 +15,24 @@ Writes into DIR:
     checkpoint.pt    (torch) model + optimiser + scheduler + RNG state + epoch + metrics history
     checkpoint.msgpack  (jax) TrainState (params, buffers, opt_state, step, rng) + the same
                      extras, flax msgpack; both written atomically (temp file + rename)
-    result.json      test metric, C_curr/C_target, found architecture (Tables 4, 5), wall time,
-                     seed, git SHA, package versions, device, the full configuration
+    best.pt / best.msgpack  the checkpoint of the epoch with the best validation metric so far
+    result.json      test metric (best-validation epoch and final epoch), C_curr/C_target (Eq. 10
+                     sizes) and the realised complexity (what trim computes), found architecture
+                     (Tables 4, 5), deviations from Table 6 (paper profile), wall time, seed, git
+                     SHA, package versions, device, the full configuration
 Rerunning the same command resumes from the checkpoint (the checkpoint carries a key of the
 configuration and refuses a different one) and ends with the numbers an uninterrupted run
 gives (CPU, same seed): batch order and augmentation are seeded by (seed, epoch), dropout by
 the saved RNG state (torch) or (rng, step) (JAX). A NaN/Inf loss stops the run, naming the
 step and the offending parameters; the last good checkpoint is left untouched.
 
-Evaluation: the final model (no best-epoch selection) on the test split; val and a fixed
-prefix of the train split (`train_eval_batches` full batches, no augmentation) after every
-epoch. BatchNorm
+Evaluation, as the reference CCNN code (same first author) does it: after every epoch the val
+split and a fixed prefix of the train split (`train_eval_batches` full batches, no
+augmentation); the checkpoint with the best validation metric (first epoch on ties) is kept,
+reloaded at the end and tested: `test_metric` in result.json, what the tables use. The final
+epoch's model is tested too (`test_metric_final`). Text has no validation split: its val is
+the test split (LRA/S4/CCNN practice), so its best epoch is selected on the test set; the
+tables say so. BatchNorm
 uses batch statistics in evaluation too (Appx. E.1), so evaluation batches have the training
 batch size. Training drops the last incomplete batch (one compiled JAX step shape, no
 BatchNorm over a handful of samples).
@@ -57,6 +64,7 @@ from data_prep.registry import DATASETS
 from implementations.common.config import VARIANTS, ModelConfig
 from pipelines import metrics as M
 from pipelines import provenance as P
+from pipelines import table6
 from pipelines.inputs import Resizer, output_channels_first, to_channels_last
 from pipelines.settings import FRAMEWORKS, PROFILES, SettingsError, hyper, load_profile
 
@@ -170,6 +178,10 @@ class TorchBackend:
 
     def complexity_ratio(self) -> float:
         return self.model.complexity_ratio()
+
+    def realised_ratio(self) -> float:
+        """C of what trim computes (kept integer sizes) over C_target."""
+        return self.model.realised_complexity() / self.model.complexity_target()
 
     def mask_sizes(self) -> dict[str, float]:
         return dict(sorted(self.model.mask_sizes().items()))
@@ -289,6 +301,11 @@ class JaxBackend:
 
     def complexity_ratio(self) -> float:
         c = float(self._complexity(self._variables()))
+        return c / self.jm.complexity_target(self.model)
+
+    def realised_ratio(self) -> float:
+        """C of what a trimmed network computes (kept integer sizes) over C_target."""
+        c = self.jm.realised_complexity(self.model, self._variables())
         return c / self.jm.complexity_target(self.model)
 
     def mask_sizes(self) -> dict[str, float]:
@@ -478,6 +495,7 @@ def train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / backend.ckpt_name
+    best_name = "best" + Path(backend.ckpt_name).suffix
     history: list[dict] = []
     start_epoch, train_wall = 0, 0.0
     if ckpt.exists():
@@ -526,6 +544,9 @@ def train(args: argparse.Namespace) -> dict:
         epoch_wall = time.perf_counter() - t0
         train_wall += epoch_wall
         ratio = backend.complexity_ratio()
+        best = _best_epoch(history, f"val_{ev.metric}", M.METRICS[ev.metric][0])
+        if best is None or _better(val_metric, best[1], M.METRICS[ev.metric][0]):
+            backend.save(out / best_name, {"epoch": epoch + 1})  # before the checkpoint: resume
         row = {
             "epoch": epoch + 1,
             "step": (epoch + 1) * steps_per_epoch,
@@ -536,6 +557,7 @@ def train(args: argparse.Namespace) -> dict:
             "val_loss": val_loss,
             f"val_{ev.metric}": val_metric,
             "c_ratio": ratio,
+            "c_ratio_realised": backend.realised_ratio(),
             "wall_s": round(epoch_wall, 3),
         }
         row.update({f"size.{k}": v for k, v in backend.mask_sizes().items()})
@@ -551,9 +573,31 @@ def train(args: argparse.Namespace) -> dict:
         if args.debug_stop_after_epoch is not None and epoch + 1 == args.debug_stop_after_epoch:
             raise Interrupted(f"debug: stopped after the checkpoint of epoch {epoch + 1}")
 
-    test_loss, test_metric = ev.run(backend, test_it)
     higher, unit = M.METRICS[ev.metric]
-    result_arch = backend.architecture()
+    final = {
+        "test_loss": ev.run(backend, test_it),
+        "c_ratio": backend.complexity_ratio(),
+        "c_ratio_realised": backend.realised_ratio(),
+        "architecture": backend.architecture(),
+        "mask_sizes": backend.mask_sizes(),
+    }
+    final["test_loss"], final["test_metric"] = final["test_loss"]
+    best = _best_epoch(history, f"val_{ev.metric}", higher)
+    chosen = final
+    if best is not None and best[0] != len(history):  # reload the best-validation checkpoint
+        backend.load(out / best_name)
+        loss_b, metric_b = ev.run(backend, test_it)
+        chosen = {
+            "test_loss": loss_b,
+            "test_metric": metric_b,
+            "c_ratio": backend.complexity_ratio(),
+            "c_ratio_realised": backend.realised_ratio(),
+            "architecture": backend.architecture(),
+            "mask_sizes": backend.mask_sizes(),
+        }
+    test_metric = chosen["test_metric"]
+    result_arch = chosen["architecture"]
+    devs = table6.deviations(args.dataset, {**hp, "batch_size": batch_size}, settings["model"])
     result = P.provenance(
         framework=args.framework,
         dataset=args.dataset,
@@ -563,14 +607,25 @@ def train(args: argparse.Namespace) -> dict:
         metric=ev.metric,
         metric_unit=unit,
         higher_is_better=higher,
+        evaluation="best_val",  # the reference CCNN protocol; the final epoch's numbers below
         test_metric=test_metric,
-        test_loss=test_loss,
-        val_metric=history[-1][f"val_{ev.metric}"] if history else None,
-        c_ratio=backend.complexity_ratio(),
+        test_loss=chosen["test_loss"],
+        best_epoch=best[0] if best is not None else None,
+        val_metric=best[1] if best is not None else None,
+        val_is_test=meta.get("split_aliases", {}).get("val") == "test",
+        test_metric_final=final["test_metric"],
+        test_loss_final=final["test_loss"],
+        val_metric_final=history[-1][f"val_{ev.metric}"] if history else None,
+        c_ratio=chosen["c_ratio"],
+        c_ratio_realised=chosen["c_ratio_realised"],
+        c_ratio_final=final["c_ratio"],
+        c_ratio_realised_final=final["c_ratio_realised"],
         c_target=float(_c_target(backend)),
-        mask_sizes=backend.mask_sizes(),
+        mask_sizes=chosen["mask_sizes"],
         architecture=result_arch,
         depth=len(result_arch),
+        architecture_final=final["architecture"],
+        deviations=devs if args.profile == "paper" else [],
         epochs=epochs,
         steps=total,
         wall_s=round(train_wall, 3),
@@ -591,6 +646,23 @@ def train(args: argparse.Namespace) -> dict:
     P.write_json(out / "result.json", result)
     print(f"{tag}: test {ev.metric} {test_metric:.4f}, C/Ct {result['c_ratio']:.3f} -> {out}")
     return result
+
+
+def _better(value: float, than: float, higher: bool) -> bool:
+    """Strictly better (ties keep the earlier epoch); NaN is never better."""
+    if not np.isfinite(value):
+        return False
+    return value > than if higher else value < than
+
+
+def _best_epoch(history: list[dict], key: str, higher: bool) -> tuple[int, float] | None:
+    """(epoch, value) of the best validation metric in `history` (first on ties), or None."""
+    best = None
+    for row in history:
+        v = row.get(key)
+        if v is not None and (best is None or _better(v, best[1], higher)):
+            best = (row["epoch"], v)
+    return best
 
 
 def import_threads(framework: str, threads: int) -> None:

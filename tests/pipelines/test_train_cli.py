@@ -54,7 +54,9 @@ def test_resume_gives_the_uninterrupted_numbers(fw, data, tmp_path):
     )
     a = json.loads((tmp_path / "full" / "result.json").read_text())
     b = json.loads((tmp_path / "half" / "result.json").read_text())
-    for key in ("test_metric", "test_loss", "c_ratio", "architecture", "mask_sizes", "run_key"):
+    keys = ("test_metric", "test_loss", "c_ratio", "architecture", "mask_sizes", "run_key")
+    keys += ("test_metric_final", "best_epoch", "val_metric", "c_ratio_realised")
+    for key in keys:
         assert a[key] == b[key], key
     assert len(_metrics(tmp_path / "full" / "metrics.csv")) == 2
 
@@ -73,6 +75,56 @@ def test_result_json_provenance(data, tmp_path):
         assert col in header
     assert any(c.startswith("size.blocks.0.width") for c in header)
     assert "size.depth" in header
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+def test_best_validation_checkpoint_is_tested(fw, data, tmp_path):
+    """The reference CCNN protocol: the epoch with the best val metric is reloaded and tested;
+    the final epoch's numbers are recorded too. The krwd masks move every epoch, so C_curr at
+    the reloaded epoch tells which parameters were tested."""
+    assert _run(fw, "darcyflow", data, tmp_path / "r", "--epochs", "4") == 0
+    r = json.loads((tmp_path / "r" / "result.json").read_text())
+    rows = _metrics(tmp_path / "r" / "metrics.csv")
+    vals = [float(x["val_rel_l2"]) for x in rows]
+    best = int(np.argmin(vals)) + 1  # rel. L2: lower is better; first epoch on ties
+    assert r["evaluation"] == "best_val" and r["best_epoch"] == best
+    assert r["val_metric"] == pytest.approx(vals[best - 1])
+    assert r["c_ratio"] == pytest.approx(float(rows[best - 1]["c_ratio"]), rel=1e-9)
+    assert r["c_ratio_final"] == pytest.approx(float(rows[-1]["c_ratio"]), rel=1e-9)
+    assert r["c_ratio_realised"] > 0 and "c_ratio_realised" in rows[0]
+    if best == len(rows):
+        assert r["test_metric"] == r["test_metric_final"]
+    assert r["val_is_test"] is False and r["deviations"] == []  # smoke: no Table 6 check
+    assert (tmp_path / "r" / ("best.pt" if fw == "torch" else "best.msgpack")).exists()
+
+
+def test_paper_profile_run_lists_its_deviations_from_table6(data, tmp_path):
+    """A paper-profile run with an override is never passed off as a reproduction."""
+    import yaml
+
+    cfg = load_profile("paper")
+    cfg["hyper"]["darcyflow"]["lr"] = 0.5  # an edited copy of the profile
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    meta = json.loads((data / "darcyflow" / "meta.json").read_text())
+    meta["source"] = "download"  # the paper profile refuses generated data
+    fake = tmp_path / "darcy"
+    fake.mkdir()
+    for f in (data / "darcyflow").iterdir():
+        (fake / f.name).symlink_to(f)
+    (fake / "meta.json").unlink()
+    (fake / "meta.json").write_text(json.dumps(meta))
+    argv = [
+        "--framework", "torch", "--dataset", "darcyflow", "--variant", "ccnn",
+        "--profile", "paper", "--config", str(path), "--epochs", "1", "--threads", "1",
+        "--out", str(tmp_path / "o"), "--data", str(fake), "--no-progress",
+    ]  # fmt: skip
+    assert T.main(argv) == 0
+    r = json.loads((tmp_path / "o" / "result.json").read_text())
+    keys = {d["key"]: d for d in r["deviations"]}
+    assert keys["lr"]["value"] == 0.5 and keys["lr"]["paper"] == 0.02
+    assert keys["epochs"]["value"] == 1 and keys["epochs"]["paper"] == 310
+    assert set(keys) == {"lr", "epochs"}  # nothing else differs from Table 6 / Sec. 3
 
 
 @pytest.mark.parametrize("fw", ["torch", "jax"])
@@ -123,7 +175,8 @@ def test_profiles_validate_and_fill_defaults():
     paper = load_profile("paper")
     assert paper["hyper"]["listops"]["warmup_epochs"] == 5
     assert paper["hyper"]["text"]["tau_channel"] == 25 and paper["hyper"]["text"]["tau_depth"] == 8
-    assert paper["hyper"]["cosmic"] == {**paper["hyper"]["darcyflow"], "runtime_min": 4320}
+    # Cosmic has its own Table 6 row (the table's last line; tests/pipelines/test_table6.py)
+    assert paper["hyper"]["cosmic"]["dropout"] == 0.3 and paper["hyper"]["cosmic"]["w0"] == 5500
     smoke = load_profile("smoke")
     assert smoke["paths"]["reports"].startswith("smoke/")
 

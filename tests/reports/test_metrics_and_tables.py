@@ -68,6 +68,34 @@ def test_verdicts_against_tolerance(tmp_path):
     assert df.loc["ccnn", "tolerance"] == "within 1 accuracy points"
 
 
+def test_a_run_that_deviates_from_table6_gets_no_verdict(tmp_path):
+    paths = [
+        _result(tmp_path, "listops", "ccnn", "torch", 0, "accuracy", 55.7),  # would pass
+        _result(tmp_path, "listops", "ccnn", "jax", 0, "accuracy", 55.7),
+    ]
+    r = json.loads(Path(paths[0]).read_text())
+    r["deviations"] = [{"key": "epochs", "value": 5, "paper": 50, "source": "Table 6"}]
+    r.update(evaluation="best_val", val_is_test=False, c_ratio_realised=0.97)
+    Path(paths[0]).write_text(json.dumps(r))
+    res = B.load_results(paths, "paper")
+    df = B.results_table("table1", ["listops"], res, PAPER, "paper", TOL).set_index("variant")
+    # one deviating seed marks the whole row: both frameworks' cells, no verdict
+    assert df.loc["ccnn", "torch_verdict"] == "deviates: epochs=5 (Table 6: 50)"
+    assert df.loc["ccnn", "jax_verdict"] == "deviates: epochs=5 (Table 6: 50)"
+    assert df.loc["ccnn", "torch_c_ratio_realised"] == pytest.approx(0.97)
+    assert df.loc["ccnn", "evaluation"] == "final epoch"  # the jax file predates best_val
+
+
+def test_evaluation_column_says_where_the_epoch_was_selected(tmp_path):
+    paths = [_result(tmp_path, "text", "k", "torch", 0, "accuracy", 88.0)]
+    r = json.loads(Path(paths[0]).read_text())
+    r.update(evaluation="best_val", val_is_test=True)
+    Path(paths[0]).write_text(json.dumps(r))
+    df = B.results_table("table1", ["text"], B.load_results(paths, "paper"), PAPER, "paper", TOL)
+    assert df["evaluation"].iloc[0].startswith("best epoch selected on the test set")
+    assert df["torch_verdict"].iloc[0] == "pass"
+
+
 def test_error_metric_relative_tolerance_and_missing_paper_number(tmp_path):
     paths = [
         _result(tmp_path, "darcyflow", "krwd", "torch", 0, "rel_l2", 0.0024),  # +5 %: pass

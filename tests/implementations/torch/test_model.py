@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from implementations.common.config import ModelConfig
-from implementations.common.grids import TRIM_RESOLUTION_BOUND
+from implementations.common.grids import TRIM_BLOCK_BOUND, TRIM_RESOLUTION_BOUND
 from implementations.torch.masks import GaussianMask, SigmoidMask
 from implementations.torch.model import build_model, randomize_masks, set_sigmoid_masks
 
@@ -102,6 +102,19 @@ def test_resolution_masks_trim_vs_virtual_within_documented_bound(variant, case)
         assert cut > 0  # the check really exercised lower resolutions
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+def test_trim_vs_virtual_per_block_and_output_at_table6_w0():
+    """The documented bounds (grids.TRIM_RESOLUTION_BOUND, TRIM_BLOCK_BOUND) at Table 6's w0
+    values, per block (each block fed the same input) and at the network output, measured by
+    the benchmark's own code on reduced sizes."""
+    from pipelines.bench import bench_trimdiff
+
+    rows = bench_trimdiff(states=3, sizes=((64,), (15, 11)))
+    assert len(rows) >= 10  # blocks that really run at a lower resolution
+    assert {r["w0"] for r in rows} == {5500.0, 21500.0, 30000.0}
+    assert max(r["block_rel_err"] for r in rows) <= TRIM_BLOCK_BOUND
+    assert max(r["output_rel_err"] for r in rows) <= TRIM_RESOLUTION_BOUND
 
 
 def _masks_at(model, where):
