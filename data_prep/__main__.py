@@ -1,6 +1,11 @@
 """CLI: `python -m data_prep <dataset> --source download|generate --out DIR [--size N] [--seed S]`
 (issue 4). Datasets: listops, text, retrieval, image, pathfinder, pathx, cifar10, cifar100,
 darcyflow, cosmic.
+
+    python -m data_prep lra-extract --out CACHE [--file lra_release.gz] [--url MIRROR]
+        one pass over the LRA archive for ListOps, Retrieval, Pathfinder and Path-X
+    python -m data_prep verify [DIR]
+        check downloaded raw files and artefacts under DIR (default data/): one line each
 """
 
 from __future__ import annotations
@@ -13,9 +18,37 @@ from data_prep.pipeline import prepare
 from data_prep.registry import DATASETS
 
 
+def lra_extract_main(argv: list[str]) -> int:
+    from data_prep.lra.extract import extract_shared
+
+    p = argparse.ArgumentParser(prog="python -m data_prep lra-extract", description=__doc__)
+    p.add_argument("--out", required=True, help="shared cache directory")
+    p.add_argument("--file", action="append", default=[], help="lra_release.gz or its directory")
+    p.add_argument("--url", action="append", default=[], help="mirror URL of lra_release.gz")
+    p.add_argument("--checksums", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        m = extract_shared(
+            a.out, files=a.file, urls=a.url, checksums=a.checksums, progress=not a.no_progress
+        )
+    except DataError as e:
+        print(f"data_prep: error: {e}", file=sys.stderr)
+        return 1
+    print(f"lra-extract: {m['root']} holds {', '.join(m['datasets'])}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["lra-extract"]:
+        return lra_extract_main(argv[1:])
+    if argv[:1] == ["verify"]:
+        from data_prep.verify import main as verify_main
+
+        return verify_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
-    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("dataset", choices=[*DATASETS, "lra-extract", "verify"])
     p.add_argument("--source", choices=("download", "generate"), required=True)
     p.add_argument("--out", required=True, help="dataset directory (raw/ + artefacts)")
     p.add_argument("--size", type=int, default=None, help="generate: training examples")

@@ -231,3 +231,19 @@ def split_indices(n: int, fractions: tuple[float, ...], seed: int) -> list[np.nd
         parts.append(np.sort(perm[start:stop]))
         start = stop
     return parts
+
+
+def random_split_indices(lengths: tuple[int, ...], seed: int) -> list[np.ndarray]:
+    """The index sets `torch.utils.data.random_split(range(sum(lengths)), lengths,
+    generator=torch.Generator().manual_seed(seed))` gives (S4's and CCNN's LRA splits): the
+    same torch.randperm, cut into consecutive parts. Each part is returned sorted (the artefact
+    keeps the raw order within a split); the sets are identical to the reference's."""
+    import torch
+
+    n = int(sum(lengths))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    parts, start = [], 0
+    for length in lengths:
+        parts.append(np.sort(perm[start : start + length]))
+        start += length
+    return parts

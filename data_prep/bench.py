@@ -3,6 +3,14 @@
 memory-mapped artefacts, compared with a CCNN_{4,140} CPU train step at batch 50 x 2048.
 
     python -m data_prep.bench --out results/bench/data.csv
+    python -m data_prep.bench --darcy-rss /scratch --darcy-out results/bench/darcy_rss.csv
+
+`--darcy-rss DIR` (issue 13, deliverable 3) writes a full-size DarcyFlow file in DIR (1024 x
+421 x 421, `coeff` and `sol`, MAT v5 as published: 2.9 GB; `--darcy-compress` for v7's zlib
+elements), measures the peak RSS of preparing DarcyFlow from it (used as smooth1 and smooth2:
+the four reads of the real run) in a fresh process, before (scipy.io.loadmat keeping views, the
+old reader) and after (data_prep.matfile streaming), writes the CSV and deletes the file.
+Goal: after <= 2 GB.
 
 Goal: the iterator delivers ListOps batches of 50 x 2048 at least 20x faster than a train step
 consumes them. The step time comes from `implementations.torch.build_model` when it exists,
@@ -14,8 +22,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -140,13 +154,113 @@ def run(out_csv: Path, listops_rows: int, pf_images: int, step_seconds: float) -
     return rows
 
 
+DARCY_GOAL_GB = 2.0
+
+
+def _peak_rss_child(mode: str, raw: str, out: str, queue) -> None:
+    """Runs in a fresh (spawned) process: prepare DarcyFlow from `raw`, report peak RSS."""
+    t = time.perf_counter()
+    if mode == "before":  # the old v5 path: scipy.io.loadmat, the subsampled VIEW is kept
+        import scipy.io
+
+        keep = []
+        reads = ((1, "coeff", 1000), (1, "sol", 1000), (2, "coeff", 100), (2, "sol", 100))
+        for smooth, name, n in reads:
+            f = next(Path(raw).glob(f"*smooth{smooth}.mat"))
+            arr = scipy.io.loadmat(f, variable_names=[name])[name]
+            keep.append(np.asarray(arr[:n, ::5, ::5][:, :85, :85], dtype=np.float64))
+    else:
+        from data_prep import darcyflow
+
+        ctx = Context(
+            spec=registry.get("darcyflow"), out_dir=Path(out), source="download", progress=False
+        )
+        darcyflow.preprocess(ctx, Path(raw))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    queue.put((peak, time.perf_counter() - t))
+
+
+def darcy_rss(
+    workdir: Path, out_csv: Path, n: int = 1024, r: int = 421, compress: bool = False
+) -> list[dict]:
+    """Peak RSS of DarcyFlow preprocessing on a generated full-size file, before/after."""
+    from data_prep import matfile
+    from data_prep.artefacts import provenance
+    from data_prep.download import check_disk
+
+    started = time.time()
+    raw = Path(tempfile.mkdtemp(prefix="darcy-rss-", dir=workdir))
+    rows: list[dict] = []
+    try:
+        check_disk({raw: 2 * n * r * r * 8 + (1 << 30)}, "the full-size DarcyFlow file")
+        f1 = raw / f"piececonst_r{r}_N{n}_smooth1.mat"
+        rng = np.random.default_rng(0)
+        t = time.perf_counter()
+        matfile.write_mat5(
+            f1,
+            {
+                "coeff": ((n, r, r), lambda j: np.where(rng.random((n, r)) < 0.5, 12.0, 3.0)),
+                "sol": ((n, r, r), lambda j: rng.random((n, r)) * 0.01),
+            },
+            compress=compress,
+        )
+        write_s = time.perf_counter() - t
+        (raw / f"piececonst_r{r}_N{n}_smooth2.mat").symlink_to(f1.name)
+        size = f1.stat().st_size
+        print(f"darcy-rss: wrote {f1} ({size / 1e9:.2f} GB) in {write_s:.1f} s")
+        prov = provenance(None, started)
+        for mode in ("before", "after"):
+            mp = multiprocessing.get_context("spawn")
+            q = mp.Queue()
+            proc = mp.Process(target=_peak_rss_child, args=(mode, str(raw), str(raw / "out"), q))
+            proc.start()
+            peak, secs = q.get()
+            proc.join()
+            row = {
+                "mode": mode,
+                "reader": "scipy.io.loadmat, views kept" if mode == "before" else "matfile stream",
+                "file": f"MAT v5 {'zlib' if compress else 'uncompressed'} {n}x{r}x{r} x2 vars",
+                "file_gb": round(size / 1e9, 3),
+                "peak_rss_gb": round(peak / 1e9, 3),
+                "seconds": round(secs, 2),
+                "goal_gb": DARCY_GOAL_GB,
+                "git_sha": prov["git_sha"],
+                "host": prov["host"],
+                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                "versions": " ".join(f"{k}={v}" for k, v in prov["versions"].items()),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+            }
+            rows.append(row)
+            print(f"darcy-rss {mode:6s}: peak RSS {row['peak_rss_gb']:.3f} GB in {secs:.1f} s")
+    finally:
+        shutil.rmtree(raw, ignore_errors=True)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_csv.with_name(f".{out_csv.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out_csv)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m data_prep.bench", description=__doc__)
     p.add_argument("--out", default="results/bench/data.csv")
     p.add_argument("--listops-rows", type=int, default=1000)
     p.add_argument("--pathfinder-images", type=int, default=500)
     p.add_argument("--step-seconds", type=float, default=DEFAULT_STEP)
+    p.add_argument("--darcy-rss", metavar="DIR", help="measure DarcyFlow peak RSS (2.9 GB file)")
+    p.add_argument("--darcy-out", default="results/bench/darcy_rss.csv")
+    p.add_argument("--darcy-compress", action="store_true", help="zlib (MATLAB -v7) elements")
+    p.add_argument("--darcy-n", type=int, default=1024, help="samples (1024 = full size)")
     a = p.parse_args(argv)
+    if a.darcy_rss:
+        rows = darcy_rss(
+            Path(a.darcy_rss), Path(a.darcy_out), n=a.darcy_n, compress=a.darcy_compress
+        )
+        return 0 if rows[-1]["peak_rss_gb"] <= DARCY_GOAL_GB else 1
     run(Path(a.out), a.listops_rows, a.pathfinder_images, a.step_seconds)
     return 0
 

@@ -41,6 +41,7 @@ class Context:
     started: float = field(default_factory=time.time)
     generator_info: dict[str, Any] | None = None
     source_detail: dict[str, Any] = field(default_factory=dict)
+    verified: dict[str, str] = field(default_factory=dict)  # path -> sha256, hashed once
 
     @property
     def raw_dir(self) -> Path:
@@ -93,16 +94,69 @@ def _split_override(entry: str) -> tuple[str | None, str]:
     return None, entry
 
 
+def override_hint(ctx: Context, src: Source) -> str:
+    """The exact --file / data_files override for one raw source, plus where to get it."""
+    keys = [s.key for s in ctx.spec.sources]
+    files = ", ".join(f"/path/to/{k}" for k in keys)
+    where = "; ".join(src.manual) if src.manual else ""
+    return (
+        (f"Get it by hand from: {where}. " if where else "Get it by hand. ")
+        + f"Then: python -m data_prep {ctx.spec.name} --source download --out {ctx.out_dir} "
+        + " ".join(f"--file /path/to/{k}" for k in keys)
+        + f"  (workflow: --config 'data_files={{{ctx.spec.name}: [{files}]}}'); "
+        "a directory or a zip/tar archive holding the files works too."
+    )
+
+
+def _verified(ctx: Context, p: Path, origin: str) -> str:
+    """SHA-256 of a local file (keyed by its real name), hashed once per run."""
+    if str(p) not in ctx.verified:
+        ctx.verified[str(p)] = dl.verify(p, p.name, ctx.checksums, origin=origin)
+    return ctx.verified[str(p)]
+
+
+def _from_archive(ctx: Context, src: Source, archive: Path, origin: str) -> Path | None:
+    """`src` taken out of a zip/tar archive (e.g. the FNO authors' Darcy_421.zip), or None if
+    the archive has no member matching it."""
+    hits = sorted(m for m, _ in dl.archive_members(archive) if src.matches(Path(m).name))
+    if not hits:
+        return None
+    sha = _verified(ctx, archive, origin)
+    dest = ctx.download_dir / Path(hits[0]).name
+    if not dest.exists():
+        dl.say(f"{src.key}: extracting {hits[0]} from {archive.name}")
+        dl.extract_member(archive, hits[0], dest, progress=ctx.progress)
+    member_sha = _verified(ctx, dest, f"{origin}!{hits[0]}")
+    ctx.source_detail[src.key] = {
+        "archive": origin,
+        "archive_sha256": sha,
+        "member": hits[0],
+        "sha256": member_sha,
+    }
+    return dest
+
+
 def resolve_source(ctx: Context, src: Source, allow_dir: bool = False) -> Path:
-    """Path of one raw file: a user `--file`, else a download (user `--url`, then the registry's
-    URLs and mirrors) into the download directory. Verified against checksums.json."""
+    """Path of one raw file: a user `--file` (file, directory, or zip/tar archive holding it),
+    else a download (user `--url`, then the registry's URLs and mirrors, in order) into the
+    download directory. Verified against checksums.json."""
     sources = ctx.spec.sources
+    multi = len(sources) > 1
     for entry in ctx.files:
         key, value = _split_override(entry)
         p = Path(value).expanduser()
         if key not in (None, src.key):
             continue
-        if key is None and len(sources) > 1 and not src.matches(p.name) and not p.is_dir():
+        if not p.exists():
+            raise DataError(
+                f"--file {value}: {p} does not exist (expected a raw file of "
+                f"{ctx.spec.name}: {', '.join(s.key for s in sources)})"
+            )
+        if key is None and multi and not src.matches(p.name) and p.is_file():
+            if dl.is_archive(p.name):
+                got = _from_archive(ctx, src, p, str(p))
+                if got is not None:
+                    return got
             continue
         if p.is_dir():
             inside = sorted(q for q in p.iterdir() if q.is_file() and src.matches(q.name))
@@ -113,27 +167,39 @@ def resolve_source(ctx: Context, src: Source, allow_dir: bool = False) -> Path:
                 return p
             else:
                 continue
-        if not p.exists():
-            raise DataError(f"--file {value}: {p} does not exist (expected {src.key})")
-        sha = dl.verify(p, p.name, ctx.checksums, origin=str(p))  # keyed by the real name
+        sha = _verified(ctx, p, str(p))
         ctx.source_detail[src.key] = {"local_file": str(p), "sha256": sha}
         return p
     urls: list[str] = []
     for entry in ctx.urls:
         key, value = _split_override(entry)
-        if key in (None, src.key) and (
-            key is not None or len(sources) == 1 or value.rstrip("/").endswith(src.key)
-        ):
+        name = value.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        if key is None and multi and not src.matches(name) and dl.is_archive(name):
+            archive = ctx.download_dir / name
+            dl.download([value], archive, name, checksums=ctx.checksums, progress=ctx.progress)
+            got = _from_archive(ctx, src, archive, value)
+            if got is not None:
+                return got
+            continue
+        if key in (None, src.key) and (key is not None or not multi or src.matches(name)):
             urls.append(value)
     urls += list(src.urls) + list(src.mirrors)
+    hint = override_hint(ctx, src)
     if not urls:
-        raise DataError(
-            f"no download source for {src.key} ({ctx.spec.name}): {src.note} Example: "
-            f"python -m data_prep {ctx.spec.name} --source download --out {ctx.out_dir} "
-            f"--file /path/to/{src.key}"
-        )
+        raise DataError(f"no download source for {src.key} ({ctx.spec.name}): {src.note} {hint}")
     dest = ctx.download_dir / src.key
-    sha = dl.download(urls, dest, src.key, checksums=ctx.checksums, progress=ctx.progress)
+    known = dl.load_checksums(ctx.checksums).get(src.key, {})
+    size = int(known.get("size") or known.get("approx_size") or src.size or 0)
+    sha = dl.download(
+        urls,
+        dest,
+        src.key,
+        checksums=ctx.checksums,
+        progress=ctx.progress,
+        expected_size=size,
+        unpacked={ctx.raw_dir: src.unpacked_size} if src.unpacked_size else None,
+        hint=hint,
+    )
     ctx.source_detail[src.key] = {"urls": urls, "sha256": sha}
     return dest
 

@@ -1,16 +1,20 @@
 """DarcyFlow, NAS-Bench-360 protocol (paper Appx. D.3; spec/data.md "DarcyFlow").
 
-Raw files: `piececonst_r421_N1024_smooth1.mat` (train) and `..._smooth2.mat` (test), MATLAB
-v7.3 = HDF5 (read with h5py; MATLAB is column-major, so the axes come out reversed: an
-(N, r, r) MATLAB array is an (r, r, N) HDF5 dataset), variables `coeff` and `sol`. The original
-S3 URL is gone (403 since 2022): pass the files with --file (or a mirror with --url).
+Raw files: `piececonst_r421_N1024_smooth1.mat` (train) and `..._smooth2.mat` (test),
+variables `coeff` and `sol`. The published files are MAT v5/v7 (what scipy.io.loadmat reads):
+streamed by data_prep.matfile, which keeps only the subsampled values (peak memory ~ the result,
+not the 1.45 GB variable); MAT v7.3 = HDF5 is read with h5py (MATLAB is column-major, so the
+axes come out reversed: an (N, r, r) MATLAB array is an (r, r, N) HDF5 dataset). Sources: the
+registry's mirrors (PINO bucket, old NAS-Bench-360 bucket), --file/--url with the files or an
+archive holding them (the FNO authors' Darcy_421.zip).
 
 Preprocessing: subsample `[:, ::k, ::k][:, :85, :85]` with k = (r - 1) // 84 (k = 5 for the
 published r = 421; k = 1 for our generator's r = 85: any r = 84 k + 1 works), train =
 smooth1[0:1000], val = train[900:1000] (the NAS-Bench-360 search-phase validation: search on
 train[:900]), test = smooth2[0:100]. Pointwise Gaussian normaliser over the training samples
 (per-pixel mean and unbiased std, as torch.std; (x - mean) / (std + 1e-5)) on coeff and sol;
-input = [normalised coeff, grid along H, grid along W] (linspace(0, 1, 85)) -> (N, 3, 85, 85);
+input = [normalised coeff, x, y] with linspace(0, 1, 85) grids from np.meshgrid's 'xy' order (x
+varies along W, y along H: NAS-Bench-360 / FNO) -> (N, 3, 85, 85);
 target = normalised sol (N, 1, 85, 85). The normaliser is stored in normaliser/*.npy: decode
 with y * (y_std + 1e-5) + y_mean; the metric is the mean relative L2 error on that scale.
 
@@ -36,6 +40,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 from tqdm import tqdm
 
+from data_prep import matfile
 from data_prep.artefacts import ArtefactWriter, provenance, sha256_file
 from data_prep.common import Context, pbar_disable, resolve_source
 from data_prep.errors import DataError
@@ -167,7 +172,8 @@ def find_file(raw: Path, smooth: int) -> Path:
 
 
 def read_variable(path: Path, name: str, n_max: int) -> np.ndarray:
-    """(n, 85, 85) float64 from a v7.3 .mat (or v5 via scipy as a fallback), subsampled."""
+    """(n, 85, 85) float64, subsampled, from a v7.3 (HDF5) or v5/v7 .mat; never holds more than
+    one slab of the full variable (data_prep.matfile), whatever the format."""
     if not path.is_file():
         raise DataError(f"{path} not found")
     if h5py.is_hdf5(path):
@@ -188,19 +194,27 @@ def read_variable(path: Path, name: str, n_max: int) -> np.ndarray:
             n = min(n_max, d.shape[2])
             sub = d[: RES * k : k, : RES * k : k, :n]  # (85, 85, n) in (j, i, sample) order
             return np.ascontiguousarray(np.transpose(sub, (2, 1, 0)), dtype=np.float64)
-    try:
+    try:  # MAT v5/v7 (what the published files are): streamed, peak memory ~ the result
+        return matfile.read_subsampled(path, name, n_max, lambda r: _step(path, name, r), RES)
+    except matfile.MatFormatError as e:
+        reason = str(e)
+    try:  # anything the streaming reader does not handle: scipy, then copy (no view)
         import scipy.io
 
         mat = scipy.io.loadmat(path, variable_names=[name])
     except Exception as e:
-        raise DataError(f"{path}: neither HDF5 (v7.3) nor a readable v5 .mat ({e})") from e
+        raise DataError(
+            f"{path}: neither HDF5 (v7.3) nor a readable v5 .mat ({reason}; scipy: {e}); "
+            "expected the published piececonst_r421_N1024_smooth*.mat"
+        ) from e
     if name not in mat:
         raise DataError(f"{path}: variable '{name}' missing; expected 'coeff' and 'sol'")
-    arr = mat[name]
+    arr = mat.pop(name)
     if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
         raise DataError(f"{path}: '{name}' has shape {arr.shape}; expected (N, r, r)")
     k = _step(path, name, arr.shape[1])
-    return np.asarray(arr[:n_max, ::k, ::k][:, :RES, :RES], dtype=np.float64)
+    # A copy, not a view: a view would keep the whole (N, r, r) variable alive (1.45 GB).
+    return np.array(arr[:n_max, ::k, ::k][:, :RES, :RES], dtype=np.float64, copy=True)
 
 
 def _step(path: Path, name: str, r: int) -> int:
@@ -252,11 +266,13 @@ def preprocess(ctx: Context, raw: Path) -> dict[str, Any]:
     x_mean, x_std = normaliser(coeff1)
     y_mean, y_std = normaliser(sol1)
     grid = np.linspace(0.0, 1.0, RES)
-    gh, gw = np.meshgrid(grid, grid, indexing="ij")  # (85, 85): varies along H, along W
+    # NAS-Bench-360 / FNO order: np.meshgrid's default 'xy' indexing, channels [x, y] with x
+    # varying along W (the last axis) and y along H.
+    gx, gy = np.meshgrid(grid, grid)  # (85, 85) each: gx[i, j] = grid[j], gy[i, j] = grid[i]
 
     def inputs(c: np.ndarray) -> np.ndarray:
         xn = (c - x_mean) / (x_std + EPS)  # (N, 85, 85)
-        g = np.broadcast_to(np.stack([gh, gw]), (len(c), 2, RES, RES))
+        g = np.broadcast_to(np.stack([gx, gy]), (len(c), 2, RES, RES))
         return np.concatenate([xn[:, None], g], axis=1).astype(np.float32)  # (N, 3, 85, 85)
 
     def targets(u: np.ndarray) -> np.ndarray:
@@ -277,7 +293,8 @@ def preprocess(ctx: Context, raw: Path) -> dict[str, Any]:
                 "files": {k: f"normaliser/{k}.npy" for k in ("x_mean", "x_std", "y_mean", "y_std")},
                 "decode_targets": "y * (y_std + eps) + y_mean",
             },
-            input_channels=["coeff (normalised)", "grid along H", "grid along W"],
+            input_channels=["coeff (normalised)", "grid along W (x)", "grid along H (y)"],
+            grid_order="NAS-Bench-360/FNO: np.meshgrid(x, y) ('xy'), channels [x, y]",
             val_overlaps_train={"val": f"train[{v0}:{n}]", "search_train": f"train[:{v0}]"},
             metric="mean over samples of ||y_hat - y||_2 / ||y||_2 on the decoded scale",
             raw_checksums={f.name: sha256_file(f.resolve()) for f in (f1, f2)},

@@ -6,13 +6,19 @@ boundary (torch.from_numpy / jnp.asarray, and the channels-last transpose for JA
 - Shuffling: permutation from numpy's generator seeded with (seed, epoch), so resuming at
   epoch e gives exactly the order an uninterrupted run had.
 - drop_last: drop the final incomplete batch.
-- Augmentation, train split only (never validation/test): CIFAR random crop 32 with 4-pixel
-  padding (the padding value is meta["augmentation"]["pad_value"]: black in raw pixel space) +
-  horizontal flip, as one vectorised gather; Cosmic sky augmentation inputs + sky * U(-0.9, 3).
+- Augmentation, train split: CIFAR random crop 32 with 4-pixel padding (the padding value is
+  meta["augmentation"]["pad_value"]: black in raw pixel space) + horizontal flip, as one
+  vectorised gather; Cosmic sky augmentation inputs + sky * U(-0.9, 3).
+- Evaluation splits are never randomly augmented. The one exception is declared by the
+  artefact itself: Cosmic's meta["augmentation"]["eval"] (NAS-Bench-360 shifts validation and
+  test images by the sky too) gives each val/test example ONE fixed shift, drawn from its own
+  seed, so evaluation stays deterministic and independent of batch size and order
+  (`augment=False` turns it off).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +60,13 @@ class BatchIterator:
         if self.augment and "sky" in aug_cfg and "sky" not in self.data:
             self.data["sky"] = np.load(self.root / info["sky"]["file"], mmap_mode="r")
         self.n = int(self.meta["splits"][self.split]["size"])
+        self.eval_shift: np.ndarray | None = None  # (N,) fixed per-example input shift
+        eval_cfg = aug_cfg.get("eval") or {}
+        if not is_train and augment is not False and self.split in eval_cfg.get("splits", ()):
+            lo, hi = aug_cfg["sky"]
+            rng = np.random.default_rng([int(eval_cfg["seed"]), zlib.crc32(self.split.encode())])
+            sky = np.load(self.root / info["sky"]["file"])
+            self.eval_shift = (sky * rng.uniform(lo, hi, size=self.n)).astype(np.float32)
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch_size)
@@ -74,6 +87,8 @@ class BatchIterator:
             inv = np.empty_like(srt)
             inv[srt] = np.arange(len(srt))
             batch = {k: v[idx[srt]][inv] for k, v in self.data.items()}
+            if self.eval_shift is not None and "inputs" in batch:
+                batch["inputs"] = batch["inputs"] + self.eval_shift[idx][:, None, None, None]
             if self.augment:
                 batch = self._augment(batch, rng)
             yield batch

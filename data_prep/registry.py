@@ -22,7 +22,14 @@ Task = Literal["global", "dense", "retrieval"]
 
 @dataclass(frozen=True)
 class Source:
-    """One raw file (or loader) a dataset needs; `key` is its name in checksums.json."""
+    """One raw file (or loader) a dataset needs; `key` is its name in checksums.json.
+
+    `urls` then `mirrors` are tried in this order (each attempt is logged). `manual` names
+    places a person can fetch the file from by hand (a Google Drive folder): they appear in the
+    error when every URL failed. `size` is the download size in bytes (exact when published,
+    approximate otherwise: the approximate value in checksums.json is what trust on first use
+    checks); `unpacked_size` is what extracting it adds on disk (the disk-space check).
+    """
 
     key: str
     urls: tuple[str, ...] = ()
@@ -30,6 +37,9 @@ class Source:
     published: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     pattern: str = ""  # fnmatch pattern a user --file name may match instead of `key`
+    manual: tuple[str, ...] = ()
+    size: int = 0
+    unpacked_size: int = 0
 
     def matches(self, filename: str) -> bool:
         return filename == self.key or bool(self.pattern and fnmatch(filename, self.pattern))
@@ -70,37 +80,84 @@ LRA = Source(
     urls=(LRA_URL,),
     note="gzipped tar despite the name, ~8.2 GB; no published checksum (trust on first use). "
     "An already extracted `lra_release` directory can be passed with --file.",
+    size=8_200_000_000,
+    unpacked_size=18_600_000_000,
 )
 IMDB = Source(
     key="aclImdb_v1.tar.gz",
     urls=("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",),
-    published={"sha256": "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"},
+    published={
+        "sha256": "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
+        "size": 84125825,
+    },
+    size=84125825,
+    unpacked_size=500_000_000,
 )
 CIFAR10 = Source(
     key="cifar-10-python.tar.gz",
     urls=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-    published={"md5": "c58f30108f718f92721af3b95e74349a", "size": 170498071},
+    published={
+        "sha256": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+        "md5": "c58f30108f718f92721af3b95e74349a",
+        "size": 170498071,
+    },
+    size=170498071,
+    unpacked_size=190_000_000,
 )
 CIFAR100 = Source(
     key="cifar-100-python.tar.gz",
     urls=("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
-    published={"md5": "eb9058c3a382ffc7106e4002c42a8d85"},
+    published={
+        "sha256": "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+        "md5": "eb9058c3a382ffc7106e4002c42a8d85",
+        "size": 169001437,
+    },
+    size=169001437,
+    unpacked_size=190_000_000,
 )
-_GONE = (
-    "The original NAS-Bench-360 S3 URL has answered 403 since 2022 and no stable public URL "
-    "exists; pass a local copy with --file PATH or a mirror with --url URL."
-)
+# NAS-Bench-360's original bucket (pde-xd.s3.amazonaws.com) has answered 403 since 2022; the
+# maintainers moved every file to a Google Drive folder (README, Oct 2022), which serves a
+# confirmation page instead of a large file to scripts. The PINO authors host the same DarcyFlow
+# files (neuraloperator/physics_informed download_data.py); Zenodo record 4295902 holds the
+# deepCR tars. None of these could be checked from the project's machines: candidates, tried in
+# order, each verified (HTML pages and far-off sizes are refused before trusting a first copy).
+NB360_DRIVE = "https://drive.google.com/drive/folders/1OOp6UrCiP79mTIkCrUdjjHWDo8K0bJUw"
+PINO = "https://hkzdata.s3.us-west-2.amazonaws.com/PINO"
 DARCY = tuple(
     Source(
         key=f"piececonst_r421_N1024_smooth{i}.mat",
-        note=_GONE + " (FNO authors' Google Drive)",
+        urls=(f"{PINO}/data/piececonst_r421_N1024_smooth{i}.mat",),
+        mirrors=(
+            f"{PINO}/piececonst_r421_N1024_smooth{i}.mat",
+            f"https://pde-xd.s3.amazonaws.com/piececonst_r421_N1024_smooth{i}.mat",
+        ),
+        manual=(
+            f"NAS-Bench-360 shared drive {NB360_DRIVE}",
+            "the FNO authors' Google Drive file Darcy_421.zip (holds both .mat files; pass the "
+            "zip itself with --file or --url)",
+        ),
+        note="no published checksum (trust on first use)",
         pattern=f"piececonst_r*_N*_smooth{i}.mat",
+        size=1_600_000_000,
     )
     for i in (1, 2)
 )
+ZENODO = "https://zenodo.org/record/4295902/files"
 COSMIC = tuple(
-    Source(key=f"deepCR.ACS-WFC.{s}.tar", note=_GONE, pattern=f"*{s}*.tar*")
-    for s in ("train", "test")
+    Source(
+        key=f"deepCR.ACS-WFC.{s}.tar",
+        urls=(f"{ZENODO}/deepCR.ACS-WFC.{s}.tar?download=1",),
+        mirrors=(
+            f"https://zenodo.org/records/4295902/files/deepCR.ACS-WFC.{s}.tar?download=1",
+            f"https://pde-xd.s3.amazonaws.com/cosmic/deepCR.ACS-WFC.{s}.tar",
+        ),
+        manual=(f"NAS-Bench-360 shared drive {NB360_DRIVE}",),
+        note="no published checksum (trust on first use)",
+        pattern=f"*{s}*.tar*",
+        size=size,
+        unpacked_size=size or 2_000_000_000,
+    )
+    for s, size in (("train", 6_500_000_000), ("test", 0))  # test tar: size not published
 )
 
 _TOKEN_ARRAYS = ("inputs", "targets", "lengths")

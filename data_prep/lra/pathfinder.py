@@ -6,7 +6,9 @@ Raw layout (real and generated), under `pathfinder{32,128}/curv_contour_length_1
 suffix, one line per image: `imgs/<batch> sample_<i>.png <nimg> <label> <continuity>
 <contour_len> <distractor_len> <paddle_len> <thickness> <margin> <n_contrasts>`; label = field 3.
 
-Preprocessing: all images in metadata order, split 80/10/10 with seed 42, pixels / 255 in
+Preprocessing: all images in metadata order, split 80/10/10 exactly as S4 and CCNN do
+(torch.utils.data.random_split with torch.Generator().manual_seed(42): identical indices; an
+empty image is dropped from its split afterwards), pixels / 255 in
 [0, 1] (the spec; the paper's text says [-1, 1]: a consumer wanting that applies 2x - 1), raster
 scan -> (N, 1, H*W) float32. Zero-byte PNGs (the real pathfinder32 has one) are skipped and
 listed in meta.json; any other unreadable or wrongly sized image is an error. Images are
@@ -42,7 +44,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from data_prep.artefacts import ArtefactWriter, hash_raw_files, provenance, split_indices
+from data_prep.artefacts import (
+    ArtefactWriter,
+    hash_raw_files,
+    provenance,
+    random_split_indices,
+)
 from data_prep.common import Context, fetch_lra, pbar_disable
 from data_prep.errors import DataError
 
@@ -312,6 +319,12 @@ def load_png(path: Path, size: int) -> np.ndarray | None:
     return arr.reshape(-1)  # (H, W) -> (H*W,) raster scan
 
 
+def split_lengths(n: int) -> tuple[int, int, int]:
+    """(train, val, test) sizes as S4 and CCNN compute them: val = test = int(0.1 n)."""
+    val = test = int(0.1 * n)
+    return n - val - test, val, test
+
+
 def fetch(ctx: Context) -> Path:
     sub = f"{RAW_DIR[ctx.spec.name]}/{CONTOUR_DIR}"
     return fetch_lra(ctx, sub).parent.parent
@@ -346,11 +359,10 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
                 continue
             pix[k] = arr
             labels[k] = label
-        idx_all = np.flatnonzero(keep)
-        parts = split_indices(len(idx_all), (0.8, 0.1, 0.1), SPLIT_SEED)
+        parts = random_split_indices(split_lengths(len(entries)), SPLIT_SEED)
         with ArtefactWriter(ctx.out_dir) as w:
             for split, part in zip(("train", "val", "test"), parts, strict=True):
-                idx = idx_all[part]
+                idx = part[keep[part]]  # the reference's indices, minus empty images
                 x = w.open(split, "inputs", (len(idx), 1, L), np.float32)  # (N, 1, H*W)
                 for s in range(0, len(idx), 4096):
                     x[s : s + 4096, 0] = pix[idx[s : s + 4096]].astype(np.float32) / 255.0
@@ -366,6 +378,12 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
                 },
                 skipped_empty_images=skipped,
                 split_seed=SPLIT_SEED,
+                split=(
+                    "S4/CCNN: torch.utils.data.random_split over all metadata lines (batches "
+                    "in numeric order) with lengths (N - 2 int(0.1 N), int(0.1 N), int(0.1 N)) "
+                    "and torch.Generator().manual_seed(42); empty images dropped afterwards; "
+                    "indices sorted within each split"
+                ),
                 raw_checksums=hash_raw_files(
                     [q for q, _ in entries if q.exists()] + sorted(root.glob("metadata/*.npy")),
                     raw_root,

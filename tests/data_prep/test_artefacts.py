@@ -43,7 +43,11 @@ def test_registry_facts():
     s = registry.get("listops")
     assert s.vocab_size == 18 and s.full_sizes == {"train": 96000, "val": 2000, "test": 2000}
     assert registry.get("pathx").input_shape == (16384,)
-    assert registry.get("darcyflow").sources[0].urls == ()
+    for name, spec in registry.DATASETS.items():  # every raw file has a download source
+        assert all(s.urls for s in spec.sources), name
+    for key in ("cifar-10-python.tar.gz", "cifar-100-python.tar.gz", "aclImdb_v1.tar.gz"):
+        src = next(s for d in registry.DATASETS.values() for s in d.sources if s.key == key)
+        assert len(src.published["sha256"]) == 64 and src.published["size"] > 8e7, key
     with pytest.raises(DataError, match="valid: listops"):
         registry.get("mnist")
     paths = registry.artefact_paths("retrieval", "/d")

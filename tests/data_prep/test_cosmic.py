@@ -43,7 +43,34 @@ def test_sky_augmentation_train_only(generated):
     ratio = shift[:, 0] / b["sky"]
     assert ((ratio >= -0.9) & (ratio <= 3.0)).all()
     va = BatchIterator(out, "val", 4, shuffle=False, augment=True)
-    assert not va.augment
+    assert not va.augment  # no random augmentation on evaluation splits
+
+
+def test_val_test_sky_shift_as_nas_bench_360_but_fixed(generated):
+    """NAS-Bench-360 shifts val/test images by sky * U(-0.9, 3) too: one fixed draw per
+    example here, the same whatever the batch size, order or pass; augment=False: raw."""
+    from data_prep.iterator import BatchIterator
+
+    out, meta = generated("cosmic")
+    assert meta["augmentation"]["eval"]["splits"] == ["val", "test"]
+    for split in ("val", "test"):
+        raw_x = np.load(out / split / "inputs.npy")
+        sky = np.load(out / split / "sky.npy")
+        a = np.concatenate([b["inputs"] for b in BatchIterator(out, split, 3).epoch(0)])
+        b = np.concatenate([b["inputs"] for b in BatchIterator(out, split, 2).epoch(5)])
+        np.testing.assert_array_equal(a, b)
+        shift = (a - raw_x).reshape(len(a), -1)
+        assert np.allclose(shift, shift[:, :1], atol=1e-3)  # one constant per image
+        ratio = shift[:, 0] / sky
+        assert ((ratio >= -0.9 - 1e-4) & (ratio <= 3.0 + 1e-4)).all() and ratio.std() > 0
+        plain = next(iter(BatchIterator(out, split, 2, augment=False).epoch(0)))["inputs"]
+        np.testing.assert_array_equal(plain, raw_x[:2])
+
+
+def test_full_nas_bench_360_field_table():
+    assert len(cosmic.GAL_FIELDS) == 27 and len(cosmic.OTHER_FIELDS) == 45
+    assert not cosmic.GAL_FIELDS & cosmic.OTHER_FIELDS
+    assert {"9442_3", "10775_ad", "13389_10", "9978_5e"} <= cosmic.OTHER_FIELDS
 
 
 def test_wrong_array_shape(tmp_path):

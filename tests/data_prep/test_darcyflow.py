@@ -50,8 +50,11 @@ def test_mat_layout(generated):
         assert f["sol"].attrs["MATLAB_class"] == b"double"
     x = np.load(out / "train" / "inputs.npy")
     assert x.shape == (10, 3, 85, 85)
-    np.testing.assert_allclose(x[0, 1, :, 0], np.linspace(0, 1, 85), atol=1e-7)
-    np.testing.assert_allclose(x[0, 2, 0, :], np.linspace(0, 1, 85), atol=1e-7)
+    # NAS-Bench-360 / FNO grid order: np.meshgrid 'xy', channel 1 = x along W, 2 = y along H
+    gx, gy = np.meshgrid(np.linspace(0, 1, 85), np.linspace(0, 1, 85))
+    np.testing.assert_allclose(x[3, 1], gx, atol=1e-7)
+    np.testing.assert_allclose(x[3, 2], gy, atol=1e-7)
+    np.testing.assert_allclose(x[0, 1, 7, :], np.linspace(0, 1, 85), atol=1e-7)
     # normaliser: normalised training coefficients have per-pixel mean 0
     np.testing.assert_allclose(x[:, 0].mean(axis=0), 0.0, atol=1e-4)
     y = np.load(out / "train" / "targets.npy")
@@ -93,3 +96,34 @@ def test_missing_variable(tmp_path):
             files=[str(p) for p in (tmp_path / "raw").glob("*.mat")],
         )
     assert_no_artefact(out)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mat_v5_streamed_like_scipy(tmp_path, compress):
+    """The published files are MAT v5/v7 (scipy.io.loadmat): the streaming reader returns
+    exactly scipy's [:n, ::k, ::k][:, :85, :85], skipping other variables (Kcoeff), for
+    uncompressed and zlib-compressed files written by scipy itself."""
+    import scipy.io
+
+    from data_prep import matfile
+
+    rng = np.random.default_rng(1)
+    coeff = np.where(rng.normal(size=(5, 169, 169)) > 0, 12.0, 3.0)
+    sol = rng.normal(size=(5, 169, 169))
+    f = tmp_path / "piececonst_r169_N5_smooth1.mat"
+    scipy.io.savemat(f, {"Kcoeff": sol[:2], "coeff": coeff, "sol": sol}, do_compression=compress)
+    ref = scipy.io.loadmat(f)
+    for name in ("coeff", "sol"):
+        got = dfl.read_variable(f, name, 4)
+        assert got.dtype == np.float64 and got.flags.owndata
+        np.testing.assert_array_equal(got, ref[name][:4, ::2, ::2][:, :85, :85])
+    assert matfile.list_variables(f)["sol"] == (5, 169, 169)
+    with pytest.raises(DataError, match=r"variable 'Kcoef' missing \(found \['Kcoeff'"):
+        dfl.read_variable(f, "Kcoef", 4)
+    # our own writer (used by the peak-memory benchmark) round-trips through scipy
+    g = tmp_path / "w.mat"
+    matfile.write_mat5(g, {"sol": sol}, compress=compress)
+    np.testing.assert_array_equal(scipy.io.loadmat(g)["sol"], sol)
+    g.write_bytes(g.read_bytes()[:-3000])  # truncated: one clear error
+    with pytest.raises(DataError, match=r"w\.mat: neither HDF5 .* nor a readable v5"):
+        dfl.read_variable(g, "sol", 4)

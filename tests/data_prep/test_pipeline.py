@@ -99,11 +99,23 @@ def test_cli_generate(name, tmp_path, capsys):
     assert name in capsys.readouterr().out
 
 
-def test_cli_reports_errors(tmp_path, capsys):
+def test_cli_reports_errors(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    from data_prep import registry
+
+    spec = registry.DATASETS["darcyflow"]  # no network in tests: dead local URLs instead
+    dead = tuple(
+        dataclasses.replace(s, urls=(f"http://127.0.0.1:9/{s.key}",), mirrors=())
+        for s in spec.sources
+    )
+    monkeypatch.setitem(registry.DATASETS, "darcyflow", dataclasses.replace(spec, sources=dead))
     rc = main(["darcyflow", "--source", "download", "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1
-    assert "403" in err and "--file" in err  # the originals are gone: say so, and the override
+    assert "source 1/1: failed" in err and "could not download" in err  # what was tried
+    assert "--file /path/to/piececonst_r421_N1024_smooth1.mat" in err  # and the override
+    assert "data_files={darcyflow:" in err
 
 
 def test_generation_is_deterministic(tmp_path):

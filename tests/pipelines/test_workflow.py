@@ -46,6 +46,7 @@ def test_paper_plan_for_table1(tmp_path):
     seeds = 3
     assert counts["train_torch"] == counts["train_jax"] == 6 * 4 * seeds
     assert counts["data"] == 6
+    assert counts["lra_extract"] == 1  # one pass over the LRA archive for the four datasets
     assert counts["results_table"] == 1
 
 
