@@ -22,6 +22,8 @@ REQUIRED = {
     "generator",
     "substitute",
     "provenance",
+    "distribution",
+    "distribution_reason",
 }
 
 
@@ -47,6 +49,11 @@ def test_generate_to_batches(name, generated):
     assert REQUIRED <= set(meta), REQUIRED - set(meta)
     assert meta["source"] == "generate"
     assert meta["substitute"] is spec.substitute_when_generated
+    # issue 11: how close the generated data is to the real one, with a one-line reason
+    assert meta["distribution"] in ("faithful", "approximate", "format-only")
+    assert meta["distribution_reason"] and "\n" not in meta["distribution_reason"]
+    if spec.substitute_when_generated:
+        assert meta["distribution"] == "format-only"
     assert meta["generator"]["seed"] == 3
     prov = meta["provenance"]
     assert prov["versions"]["numpy"] == np.__version__ and prov["seed"] == 3
