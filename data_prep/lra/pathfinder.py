@@ -447,39 +447,63 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _render(job: tuple[SnakeParams, int, int]) -> tuple[bytes, int, int, int]:
+    """Image k of a dataset: (PNG bytes, label, margin, distractors placed)."""
+    p, seed, k = job
+    rng = image_rng(seed, k)
+    label = int(rng.integers(2))
+    s = draw(rng, p, label)
+    buf = io.BytesIO()
+    Image.fromarray(s.image, mode="L").save(buf, format="PNG")
+    return buf.getvalue(), label, s.margin, s.n_distractors
+
+
 def generate_raw(
-    root: Path, p: SnakeParams, n_images: int, seed: int, per_batch: int, progress: bool = True
+    root: Path,
+    p: SnakeParams,
+    n_images: int,
+    seed: int,
+    per_batch: int,
+    progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Write `root/{imgs,metadata}` for `n_images` images, `per_batch` per batch directory.
-    Image k uses `image_rng(seed, k)`; its label is that stream's first draw. A batch's
-    metadata file is written (atomically) after its images: its presence marks it complete."""
+    Image k uses `image_rng(seed, k)` (its label is that stream's first draw), so the output
+    is the same for any number of `workers` (processes). A batch's metadata file is written
+    (atomically) after its images: its presence marks the batch complete."""
     (root / "metadata").mkdir(parents=True, exist_ok=True)
-    n_batches = math.ceil(n_images / per_batch)
+    jobs = [(p, seed, k) for k in range(n_images)]
+    pool = None
+    if workers > 1 and n_images > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        results = pool.imap(_render, jobs, chunksize=8)
+    else:
+        results = map(_render, jobs)
     bar = tqdm(total=n_images, desc=f"generate {p.size}px", disable=None if progress else True)
     placed = labels_1 = 0
-    for b in range(n_batches):
-        d = root / "imgs" / str(b)
-        d.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for i in range(per_batch):
-            k = b * per_batch + i
-            if k >= n_images:
-                break
-            rng = image_rng(seed, k)
-            label = int(rng.integers(2))
-            s = draw(rng, p, label)
-            buf = io.BytesIO()
-            Image.fromarray(s.image, mode="L").save(buf, format="PNG")
-            _write_atomic(d / f"sample_{i}.png", buf.getvalue())
+    lines: list[str] = []
+    try:
+        for k, (png, label, margin, n_d) in enumerate(results):
+            b, i = divmod(k, per_batch)
+            d = root / "imgs" / str(b)
+            d.mkdir(parents=True, exist_ok=True)
+            _write_atomic(d / f"sample_{i}.png", png)
             lines.append(
                 f"imgs/{b} sample_{i}.png {k} {label} {p.continuity} {p.contour_length} "
-                f"{p.distractor_length} {p.paddle_length} {p.thickness} {s.margin} 1\n"
+                f"{p.distractor_length} {p.paddle_length} {p.thickness} {margin} 1\n"
             )
-            placed += s.n_distractors
+            placed += n_d
             labels_1 += label
             bar.update(1)
-        _write_atomic(root / "metadata" / f"{b}.npy", "".join(lines).encode())
-    bar.close()
+            if i == per_batch - 1 or k == n_images - 1:
+                _write_atomic(root / "metadata" / f"{b}.npy", "".join(lines).encode())
+                lines = []
+    finally:
+        if pool is not None:
+            pool.terminate()
+        bar.close()
     return {
         "seed": seed,
         "n_images": n_images,
