@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from data_prep.__main__ import main
 from data_prep.iterator import BatchIterator
 
 NAMES = list(registry.DATASETS)
+DIST = {n: s.distribution[0] for n, s in registry.DATASETS.items()}
 REQUIRED = {
     "dataset",
     "source",
@@ -98,12 +101,13 @@ def test_generate_to_batches(name, generated):
 
 @pytest.mark.parametrize("name", ["listops", "darcyflow"])
 def test_cli_generate(name, tmp_path, capsys):
-    assert (
-        main([name, "--source", "generate", "--out", str(tmp_path), "--size", "5", "--no-progress"])
-        == 0
-    )
+    # --fast: DarcyFlow at 85 (its 421 path is tested in test_darcyflow.py); others ignore it
+    argv = [name, "--source", "generate", "--out", str(tmp_path), "--size", "5", "--no-progress"]
+    assert main([*argv, "--fast"]) == 0
     assert (tmp_path / "meta.json").is_file()
     assert name in capsys.readouterr().out
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["distribution"] == ("approximate" if name == "darcyflow" else DIST[name])
 
 
 def test_cli_reports_errors(tmp_path, capsys):
