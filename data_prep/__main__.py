@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checksums", default=None, help="checksum file (default data_prep/...json)")
     p.add_argument("--cache", default=None, help="where downloaded archives go (shared)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="generate: the quick approximate path where the faithful one is slow (DarcyFlow: "
+        "solve at 85 x 85 instead of 421 + splines); meta.json 'distribution' says which",
+    )
     a = p.parse_args(argv)
     try:
         meta = prepare(
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             checksums=a.checksums,
             cache=a.cache,
             progress=not a.no_progress,
+            fast=a.fast,
         )
     except DataError as e:
         print(f"data_prep: error: {e}", file=sys.stderr)

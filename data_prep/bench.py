@@ -12,6 +12,11 @@ the four reads of the real run) in a fresh process, before (scipy.io.loadmat kee
 old reader) and after (data_prep.matfile streaming), writes the CSV and deletes the file.
 Goal: after <= 2 GB.
 
+Generators (issue 11): Pathfinder-32 and Path-X images/s (with --workers processes; the
+output does not depend on it) and DarcyFlow seconds per sample at 421 (solve_gwf.m procedure)
+and at 85 (fast path), each with the time extrapolated to the sizes that matter (10k
+Pathfinder-32, 1000 Path-X, 1100 DarcyFlow samples).
+
 Goal: the iterator delivers ListOps batches of 50 x 2048 at least 20x faster than a train step
 consumes them. The step time comes from `implementations.torch.build_model` when it exists,
 otherwise from --step-seconds (default 0.48 s * 50 / 8: the reference CCNN step of
@@ -88,7 +93,15 @@ def torch_step_seconds(batch: int = 50, length: int = 2048, repeats: int = 2) ->
         return None
 
 
-def run(out_csv: Path, listops_rows: int, pf_images: int, step_seconds: float) -> list[dict]:
+def run(
+    out_csv: Path,
+    listops_rows: int,
+    pf_images: int,
+    step_seconds: float,
+    pathx_images: int = 20,
+    darcy_samples: int = 2,
+    workers: int = 1,
+) -> list[dict]:
     rows: list[dict] = []
 
     def add(what, size, seconds, throughput, unit):
@@ -113,11 +126,35 @@ def run(out_csv: Path, listops_rows: int, pf_images: int, step_seconds: float) -
         add("listops preprocess", n, t, n / t, "rows/s")
 
         ctx = _ctx("pathfinder", tmp / "pf", int(pf_images * 0.8))
-        _, t = _timed(pathfinder.generate, ctx)
-        m = ctx.generator_info["n_images"]
-        add("pathfinder32 generate", m, t, m / t, "images/s")
+        root = ctx.raw_dir / pathfinder.RAW_DIR["pathfinder"] / pathfinder.CONTOUR_DIR
+        p32 = pathfinder.PARAMS["pathfinder"]
+        _, t = _timed(pathfinder.generate_raw, root, p32, pf_images, 0, 1000, False, workers)
+        add(f"pathfinder32 generate ({workers} workers)", pf_images, t, pf_images / t, "images/s")
+        est = t / pf_images * 10000
+        add("pathfinder32 generate 10k (extrapolated)", 10000, est, est / 60, "min")
         _, t = _timed(pathfinder.preprocess, ctx, ctx.raw_dir)
-        add("pathfinder32 preprocess", m, t, m / t, "images/s")
+        add("pathfinder32 preprocess", pf_images, t, pf_images / t, "images/s")
+        if pathx_images:
+            root = tmp / "px" / "raw" / pathfinder.RAW_DIR["pathx"] / pathfinder.CONTOUR_DIR
+            p128 = pathfinder.PARAMS["pathx"]
+            _, t = _timed(
+                pathfinder.generate_raw, root, p128, pathx_images, 0, 1000, False, workers
+            )
+            n = pathx_images
+            add(f"pathx generate ({workers} workers)", n, t, n / t, "images/s")
+            est = t / n * 1000
+            add("pathx generate 1000 (extrapolated)", 1000, est, est / 60, "min")
+        if darcy_samples:
+            from data_prep import darcyflow
+
+            rng = np.random.default_rng(0)
+            for res, faithful in ((darcyflow.FAITHFUL_RES, True), (darcyflow.RES, False)):
+                f = tmp / f"piececonst_r{res}_N{darcy_samples}_smooth1.mat"
+                _, t = _timed(darcyflow.generate_file, f, darcy_samples, res, rng, False, faithful)
+                n = darcy_samples
+                add(f"darcyflow generate at {res}", n, t, t / n, "s/sample")
+                est = t / n * 1100
+                add(f"darcyflow 1100 samples at {res} (extrapolated)", 1100, est, est / 60, "min")
 
         it = BatchIterator(tmp / "listops", "train", 50, seed=0)
         n_batches, t0 = 0, time.perf_counter()
@@ -251,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listops-rows", type=int, default=1000)
     p.add_argument("--pathfinder-images", type=int, default=500)
     p.add_argument("--step-seconds", type=float, default=DEFAULT_STEP)
+    p.add_argument("--pathx-images", type=int, default=20)
+    p.add_argument("--darcy-samples", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1, help="generator processes")
     p.add_argument("--darcy-rss", metavar="DIR", help="measure DarcyFlow peak RSS (2.9 GB file)")
     p.add_argument("--darcy-out", default="results/bench/darcy_rss.csv")
     p.add_argument("--darcy-compress", action="store_true", help="zlib (MATLAB -v7) elements")
@@ -261,7 +301,15 @@ def main(argv: list[str] | None = None) -> int:
             Path(a.darcy_rss), Path(a.darcy_out), n=a.darcy_n, compress=a.darcy_compress
         )
         return 0 if rows[-1]["peak_rss_gb"] <= DARCY_GOAL_GB else 1
-    run(Path(a.out), a.listops_rows, a.pathfinder_images, a.step_seconds)
+    run(
+        Path(a.out),
+        a.listops_rows,
+        a.pathfinder_images,
+        a.step_seconds,
+        a.pathx_images,
+        a.darcy_samples,
+        a.workers,
+    )
     return 0
 
 

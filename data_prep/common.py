@@ -38,10 +38,13 @@ class Context:
     checksums: Path | None = None
     cache: Path | None = None
     progress: bool = True
+    fast: bool = False  # generate: the quick approximate path where one exists (DarcyFlow)
     started: float = field(default_factory=time.time)
     generator_info: dict[str, Any] | None = None
     source_detail: dict[str, Any] = field(default_factory=dict)
     verified: dict[str, str] = field(default_factory=dict)  # path -> sha256, hashed once
+    # set by a generator whose fidelity depends on its options: (label, one-line reason)
+    distribution: tuple[str, str] | None = None
 
     @property
     def raw_dir(self) -> Path:
@@ -73,6 +76,11 @@ class Context:
             "generator": self.generator_info,
             "source_detail": self.source_detail,
         }
+        # how close the data is to the real dataset's distribution (issue 11)
+        if self.source == "download":
+            meta["distribution"], meta["distribution_reason"] = "real", "downloaded"
+        else:
+            meta["distribution"], meta["distribution_reason"] = self.distribution or s.distribution
         if s.input_kind == "continuous":
             meta["in_channels"] = s.in_channels
         if s.num_classes is not None:

@@ -27,6 +27,7 @@ def prepare(
     checksums: Path | str | None = None,
     cache: Path | str | None = None,
     progress: bool = True,
+    fast: bool = False,
 ) -> dict[str, Any]:
     """Prepare dataset `name` into `out`; returns the meta.json content."""
     spec = registry.get(name)
@@ -48,6 +49,7 @@ def prepare(
         checksums=Path(checksums) if checksums else None,
         cache=Path(cache) if cache else None,
         progress=progress,
+        fast=fast,
     )
     mod = spec.load_module()
     if source == "generate":

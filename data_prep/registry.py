@@ -68,6 +68,8 @@ class DatasetSpec:
     generate_size: int = 64  # default --size for --source generate (training examples)
     generate_seed: int = 0
     substitute_when_generated: bool = False  # generated data is a format substitute
+    # generated data vs the real distribution: faithful | approximate | format-only, and why
+    distribution: tuple[str, str] = ("format-only", "format-identical substitute")
     notes: str = ""
 
     def load_module(self) -> ModuleType:
@@ -161,6 +163,8 @@ COSMIC = tuple(
 )
 
 _TOKEN_ARRAYS = ("inputs", "targets", "lengths")
+SUBSTITUTE = ("format-only", "format-identical substitute: the real data cannot be generated")
+SNAKES = ("faithful", "Linsley's snakes2 with LRA's settings; pixel statistics in reference bands")
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
@@ -183,6 +187,10 @@ DATASETS: dict[str, DatasetSpec] = {
             sources=(LRA,),
             extras=("vocab.json",),
             generate_size=96,
+            distribution=(
+                "faithful",
+                "LRA listops.py tree law; audit: lengths KS p = 0.73, labels chi2 p = 0.36",
+            ),
         ),
         DatasetSpec(
             name="text",
@@ -204,6 +212,7 @@ DATASETS: dict[str, DatasetSpec] = {
             split_aliases={"val": "test"},
             extras=("vocab.json",),
             generate_size=64,
+            distribution=SUBSTITUTE,
             substitute_when_generated=True,
             notes="validation = test, as in LRA, S4 and CCNN",
         ),
@@ -225,6 +234,7 @@ DATASETS: dict[str, DatasetSpec] = {
             sources=(LRA,),
             extras=("vocab.json",),
             generate_size=64,
+            distribution=SUBSTITUTE,
             substitute_when_generated=True,
             notes="inputs (N, 2, 4000): the two documents of a pair; lengths (N, 2)",
         ),
@@ -246,6 +256,7 @@ DATASETS: dict[str, DatasetSpec] = {
             sources=(CIFAR10,),
             loaders=("hf:uoft-cs/cifar10", "tfds:cifar10"),
             generate_size=90,
+            distribution=SUBSTITUTE,
             substitute_when_generated=True,
         ),
         DatasetSpec(
@@ -265,6 +276,7 @@ DATASETS: dict[str, DatasetSpec] = {
             full_sizes={"train": 160000, "val": 20000, "test": 20000},
             sources=(LRA,),
             generate_size=80,
+            distribution=SNAKES,
         ),
         DatasetSpec(
             name="pathx",
@@ -283,6 +295,7 @@ DATASETS: dict[str, DatasetSpec] = {
             full_sizes={"train": 160000, "val": 20000, "test": 20000},
             sources=(LRA,),
             generate_size=40,
+            distribution=SNAKES,
         ),
         DatasetSpec(
             name="cifar10",
@@ -302,6 +315,7 @@ DATASETS: dict[str, DatasetSpec] = {
             sources=(CIFAR10,),
             loaders=("hf:uoft-cs/cifar10", "tfds:cifar10"),
             generate_size=90,
+            distribution=SUBSTITUTE,
             substitute_when_generated=True,
         ),
         DatasetSpec(
@@ -322,6 +336,7 @@ DATASETS: dict[str, DatasetSpec] = {
             sources=(CIFAR100,),
             loaders=("hf:uoft-cs/cifar100", "tfds:cifar100"),
             generate_size=180,
+            distribution=SUBSTITUTE,
             substitute_when_generated=True,
         ),
         DatasetSpec(
@@ -347,6 +362,10 @@ DATASETS: dict[str, DatasetSpec] = {
                 "normaliser/y_std.npy",
             ),
             generate_size=20,
+            distribution=(
+                "faithful",
+                "FNO recipe solved at 421 with solve_gwf.m's splines, subsampled to 85",
+            ),
             notes="val = train[900:1000] (NAS-Bench-360 search phase): search on train[:900]",
         ),
         DatasetSpec(
@@ -366,6 +385,10 @@ DATASETS: dict[str, DatasetSpec] = {
             full_sizes={"train": 4347, "val": 483, "test": 420},
             sources=COSMIC,
             generate_size=18,
+            distribution=(
+                "format-only",
+                "simulated HST-like fields and cosmic rays, not fitted to the deepCR data",
+            ),
         ),
     )
 }

@@ -637,6 +637,7 @@ def train(args: argparse.Namespace) -> dict:
             "source": meta["source"],
             "substitute": bool(meta.get("substitute")),
             "kind": data_kind(meta),
+            "distribution": meta.get("distribution"),  # faithful | approximate | ... (issue 11)
             "splits": {k: v["size"] for k, v in meta["splits"].items()},
         },
         run_key=key,

@@ -80,8 +80,15 @@ def write_csv(df: pd.DataFrame, out: str | Path, profile: str) -> None:
 
 
 def data_label(results: list[dict]) -> str:
-    kinds = sorted({r["data"]["kind"] for r in results})
+    kinds = sorted({run_data_label(r) for r in results})
     return "+".join(kinds) if kinds else "none"
+
+
+def run_data_label(r: dict) -> str:
+    """`kind`, plus how close generated data is to the real distribution (issue 11), e.g.
+    "generated (faithful)"; results without the field print the kind alone."""
+    kind, dist = r["data"]["kind"], r["data"].get("distribution")
+    return f"{kind} ({dist})" if dist and dist != "real" else kind
 
 
 # ---- verdicts -------------------------------------------------------------------------------
@@ -221,7 +228,7 @@ def architecture_table(table: str, results: list[dict], paper: dict, profile: st
                     "width": " ".join(map(str, blk["width"])),
                     "c_ratio": r["c_ratio"],
                     "profile": profile,
-                    "data": r["data"]["kind"],
+                    "data": run_data_label(r),
                     "comparable": comparability(profile, [r]),
                 }
             )

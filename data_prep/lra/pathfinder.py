@@ -1,5 +1,6 @@
 """Pathfinder (32 px) and Path-X (128 px) (paper Appx. D.1; spec/data.md "Pathfinder and
-Path-X"): a seeded snake generator in the real raw layout and the parser.
+Path-X"): a seeded re-implementation of Linsley et al.'s snake generator with LRA's settings,
+written in the real raw layout, and the parser.
 
 Raw layout (real and generated), under `pathfinder{32,128}/curv_contour_length_14/`:
 `imgs/<batch>/sample_<i>.png` (8-bit grayscale) and `metadata/<batch>.npy` - TEXT despite the
@@ -14,25 +15,39 @@ scan -> (N, 1, H*W) float32. Zero-byte PNGs (the real pathfinder32 has one) are 
 listed in meta.json; any other unreadable or wrongly sized image is an error. Images are
 opened one at a time (Path-X "too many open files") and staged through a memory-mapped file.
 
-Generator (our own implementation of the idea of Linsley et al.'s snakes):
-- a snake is a chain of `contour_length` paddles (line segments of `paddle_length` px) drawn
-  END TO END (no gaps, unlike the original's dashes) so connectivity is checkable on pixels;
-  each next paddle turns by delta in {0, +-15, +-30, +-45, +-60} degrees with probability
-  proportional to exp(-continuity * |delta| / 22.5 deg): larger continuity = straighter;
-- paddles are rendered anti-aliased at 2x resolution (distance-to-segment ramp) and
-  downscaled by 2x2 averaging;
-- a paddle may not touch any other stroke: its non-zero footprint at the final resolution must
-  avoid the 3x3-dilated footprint of every other stroke, so distinct strokes are never
-  8-adjacent and every stroke is one 8-connected component;
-- two target snakes (contour_length paddles), then distractors (contour_length // 3 paddles,
-  20 // distractor_length of them at 32 px, 20 at 128 px; skipped if they do not fit);
-- label ~ Bernoulli(0.5): circle markers (radius `marker_radius`) at both ends of snake A
-  (label 1) or at one end of A and one of B (label 0); marked ends are at least
-  `seed_distance` apart; discs at all target-snake ends are reserved so no stroke touches them.
+Generator: our own code for the algorithm of drewlinsley/pathfinder `snakes2.py` / `snakes.py`
+(read, not copied), with the settings LRA documents in `lra_benchmarks/data/pathfinder.py`:
+- a paddle is a segment of `paddle_length` px drawn (PIL line, width round(2 thickness)) on a
+  2x patch and Lanczos-downsampled; its occupancy mask is the segment dilated by a disc of
+  radius `margin` (also drawn at 2x, Lanczos-downsampled, values in [0, 1]);
+- a snake grows paddle by paddle: the next pivot lies `paddle_length + 2 margin` beyond the
+  previous one along the previous orientation; candidate heads are the integer points on a
+  circle of radius `paddle_length + margin` around it, weighted by
+  cos^2(min(dtheta * continuity, 90 deg)) x (1 - occupancy dilated by `margin`); the paddle is
+  drawn from the head back towards the pivot, so consecutive paddles leave a gap of up to
+  2 x margin (DASHED paths); a paddle is rejected when occupancy + its mask exceeds 1.8
+  anywhere (3 tries), and the mask of a paddle joins the occupancy only once its successor is
+  placed (so consecutive paddles may come close);
+- two target snakes of `contour_length` paddles, grown alternately: the first seed uniformly in
+  the central region (2 x seed_distance from every border, where its first paddle fits), the
+  second `seed_distance` away in a uniform direction; any failure restarts both;
+- distractors: `num_distractor_snakes` snakes of contour_length // 3 paddles, each seeded
+  uniformly where its first paddle fits, 5 tries each, skipped if none succeeds;
+- contrast: paddles x (paddle contrast x snake contrast) for targets, x snake contrast for
+  distractors (32 px: 1.5 and 2; 128 px: 0.9 and 0.9), marker discs x 1 (drawn at 2x,
+  Lanczos-downsampled); the image is the pixelwise maximum, rescaled to [0, 255] (the
+  reference saved through scipy's bytescale);
+- exactly two marker discs (radius `marker_radius`): label 1 marks both ends of one target
+  snake, label 0 the first end of one and the last end of the other.
+Quirks of the reference kept on purpose (they shape its distribution): the seed test's
+structuring element is one pixel off-centre, and the last paddle of the first target snake
+never enters the occupancy mask. Difference: numpy's Generator with one stream per image
+instead of the global RNG, so a dataset is reproducible and can be generated in any order.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import tempfile
@@ -41,7 +56,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import scipy.ndimage as ndi
+from PIL import Image, ImageDraw, UnidentifiedImageError
 from tqdm import tqdm
 
 from data_prep.artefacts import (
@@ -59,210 +75,451 @@ CONTOUR_DIR = "curv_contour_length_14"
 
 @dataclass(frozen=True)
 class SnakeParams:
+    """One resolution's settings (LRA's `pathfinder.py` docstrings; the wrapper's defaults else)."""
+
     size: int
-    paddle_length: float
+    paddle_length: int
     thickness: float
-    margin: int
+    margins: tuple[int, ...]  # one drawn per image
     marker_radius: float
-    seed_distance: float
+    seed_distance: int
     continuity: float
+    target_contrast: float  # paddle contrast x snake contrast
+    distractor_contrast: float  # snake contrast
+    num_distractor_snakes: int
     contour_length: int = 14
-    n_distractors: int | None = None
+    padding: int = 1
+    aa: int = 2  # antialias scale: drawn at 2x, Lanczos-downsampled
+    paddle_retrials: int = 2  # 3 tries per paddle
+    distractor_retrials: int = 4  # 5 tries per distractor snake
+    stop_with_availability: float = 0.01
 
     @property
     def distractor_length(self) -> int:
         return self.contour_length // 3
 
-    @property
-    def distractors(self) -> int:
-        if self.n_distractors is not None:
-            return self.n_distractors
-        return 20 // self.distractor_length
-
 
 PARAMS = {
-    "pathfinder": SnakeParams(32, 2.0, 0.5, 1, 1.5, 7.0, 1.0),
-    "pathx": SnakeParams(128, 5.0, 1.5, 3, 3.0, 20.0, 1.8, n_distractors=20),
+    # 32 px: paddle contrast 0.75 x snake contrast 2 for targets; distractors x 2; 20 // 4 = 5
+    "pathfinder": SnakeParams(32, 2, 0.5, (1,), 1.5, 7, 1.0, 1.5, 2.0, 20 // 4),
+    # 128 px: snake contrast 0.9, paddle contrast 1 (default); 35 // 4 = 8 (Python 2 division)
+    "pathx": SnakeParams(128, 5, 1.5, (2, 3), 3.0, 20, 1.8, 0.9, 0.9, 35 // 4),
 }
 RAW_DIR = {"pathfinder": "pathfinder32", "pathx": "pathfinder128"}
-
-_TURNS = np.deg2rad(np.arange(-60, 61, 15))  # (9,)
+MAX_SCENE_TRIES = 100_000
 
 # ------------------------------------------------------------------------------ rendering
 
 
-class _Canvas:
-    """2x supersampled intensity canvas + final-resolution footprints of the strokes."""
+def _disc(radius: float) -> np.ndarray:
+    """(2r+1, 2r+1) bool: x^2 + y^2 <= r^2 on the integer grid (r = int(radius))."""
+    r = int(radius)
+    y, x = np.ogrid[-r : r + 1, -r : r + 1]
+    return x**2 + y**2 <= radius**2
 
-    def __init__(self, size: int) -> None:
-        self.s = size
-        self.hi = np.zeros((2 * size, 2 * size), np.float32)  # 2x canvas
-        self.blocked = np.zeros((size, size), bool)  # dilated footprints of finished strokes
 
-    def segment(self, p0: np.ndarray, p1: np.ndarray, half_width: float):
-        """Patch of an anti-aliased segment p0 -> p1 (final-res (y, x) coordinates); full
-        intensity within `half_width` 2x-pixels of it, a linear ramp to 0 over one more.
-        Returns (y0, x0, hi_patch (2h, 2w), footprint (h, w) bool)."""
-        half = half_width + 1.0  # 2x pixels
-        reach = half / 2 + 1
-        y0 = max(0, math.floor(min(p0[0], p1[0]) - reach))
-        y1 = min(self.s, math.ceil(max(p0[0], p1[0]) + reach))
-        x0 = max(0, math.floor(min(p0[1], p1[1]) - reach))
-        x1 = min(self.s, math.ceil(max(p0[1], p1[1]) + reach))
-        ys = (np.arange(2 * y0, 2 * y1) + 0.5)[:, None]  # 2x pixel centres, 2x units
-        xs = (np.arange(2 * x0, 2 * x1) + 0.5)[None, :]
-        a, b = 2 * np.asarray(p0), 2 * np.asarray(p1)
-        d = b - a
-        dd = float(d @ d) or 1e-12
-        t = np.clip(((ys - a[0]) * d[0] + (xs - a[1]) * d[1]) / dd, 0.0, 1.0)
-        dist = np.hypot(ys - (a[0] + t * d[0]), xs - (a[1] + t * d[1]))  # (2h, 2w)
-        hi = np.clip(half_width + 1.0 - dist, 0.0, 1.0).astype(np.float32)
-        h, w = y1 - y0, x1 - x0
-        low = hi.reshape(h, 2, w, 2).mean(axis=(1, 3))  # (2h, 2w) -> (h, w)
-        return y0, x0, hi, low > 0
+def _step(pt, theta: float, dist: float) -> tuple[int, int]:
+    """Move (y, x) by `dist` along `theta` and round UP (the reference's coordinate rule)."""
+    return (math.ceil(pt[0] + dist * math.sin(theta)), math.ceil(pt[1] + dist * math.cos(theta)))
 
-    def disc(self, c: np.ndarray, radius: float):
-        return self.segment(c, c, 2 * radius - 0.5)  # full within radius - 1/4 final px
 
-    def free(self, patch, own: np.ndarray | None = None) -> bool:
-        y0, x0, _, fp = patch
-        h, w = fp.shape
-        if (fp & self.blocked[y0 : y0 + h, x0 : x0 + w]).any():
+def _flip(theta: float) -> float:
+    return theta + math.pi if theta < 0 else theta - math.pi
+
+
+class _Paddles:
+    """Rendered paddles of one (params, margin), cached by orientation (heads are integer
+    points, so only finitely many orientations occur). Patches are (2R+1)^2 centred on the
+    paddle's start point, R = length + ceil(thickness) + margin."""
+
+    def __init__(self, p: SnakeParams, margin: int) -> None:
+        if p.thickness * p.aa != round(p.thickness * p.aa):
+            raise ValueError(f"thickness {p.thickness} x antialias {p.aa} must be an integer")
+        self.L, self.m, self.aa = p.paddle_length, margin, p.aa
+        self.R = p.paddle_length + math.ceil(p.thickness) + margin
+        self.width = round(p.thickness * p.aa)
+        self.big_disc = _disc(margin * p.aa)
+        self.cache: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Candidate heads of the next paddle: integer points (rounded down) on the circle of
+        # radius L + m around the (integer) pivot, one sample per pixel of arc, deduplicated
+        # and in sorted order; their orientation; the margin-disc offsets around each.
+        r = self.L + self.m
+        ang = np.deg2rad(np.arange(0.0, 360.0, 360.0 / (2 * r * np.pi)))
+        circle = np.floor(np.stack([r * np.sin(ang), r * np.cos(ang)], axis=1)).astype(int)
+        self.offs = np.unique(circle, axis=0)  # (n, 2)
+        self.orient = np.arctan2(self.offs[:, 0], self.offs[:, 1])  # (n,)
+        small = np.argwhere(_disc(margin)) - margin  # (k, 2)
+        self.gy = self.offs[:, 0:1] + small[None, :, 0]  # (n, k)
+        self.gx = self.offs[:, 1:2] + small[None, :, 1]
+        self.reach = r + margin  # how far a candidate test reads from the pivot
+        self.weights: dict[tuple[float, int], tuple] = {}
+        self.first_seed: dict[tuple[float, int], np.ndarray] = {}
+
+    def candidates(self, theta: float, continuity: float, width: int):
+        """Candidates with a non-zero turning weight after orientation `theta`: (indices (n',),
+        weights (n',) = cos^2(min(|dtheta| * continuity, 90 deg)), flat offsets (n', k) of
+        their margin discs in an array of row length `width`). Zero-weight candidates can
+        never be drawn, so leaving them out changes nothing."""
+        key = (round(theta, 9), width)
+        hit = self.weights.get(key)
+        if hit is None:
+            d = np.abs(self.orient - theta)
+            d = np.minimum(np.minimum(d, 2 * np.pi - d) * continuity, np.pi / 2)
+            w = np.maximum(np.cos(d), 0) ** 2
+            idx = np.flatnonzero(w > 0)
+            hit = self.weights[key] = (idx, w[idx], self.gy[idx] * width + self.gx[idx])
+        return hit
+
+    def get(self, theta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(line (2R+1, 2R+1) float32 in [0, 1], mask (2R+1, 2R+1) float32, seed offsets (k, 2)):
+        the seed offsets are where the mask is full, relative to the start point, shifted by
+        one pixel like the reference's structuring element."""
+        key = round(theta, 9)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        R, aa = self.R, self.aa
+        n_big, n = 2 * R * aa + 1, 2 * R + 1  # the reference's patch sizes (ratio ~aa)
+        c = R * aa
+        head = _step((c, c), theta, self.L * aa)
+        blown = Image.new("L", (n_big, n_big), 0)
+        ImageDraw.Draw(blown).line([(c, c), (head[1], head[0])], fill=255, width=self.width)
+        line = np.asarray(blown.resize((n, n), Image.Resampling.LANCZOS), np.float32) / 255
+        grown = ndi.binary_dilation(np.asarray(blown) > 0, structure=self.big_disc)
+        grown_im = Image.fromarray(grown.astype(np.uint8) * 255, mode="L")
+        mask = np.asarray(grown_im.resize((n, n), Image.Resampling.LANCZOS), np.float32) / 255
+        lim = self.L + self.m  # the reference's structuring element is (2(L+m)+1)^2
+        off = np.argwhere(mask >= 1.0) - R + 1
+        off = off[(np.abs(off) <= lim).all(axis=1)]
+        out = (line, mask, off)
+        self.cache[key] = out
+        return out
+
+
+def _clip(cy: int, cx: int, r: int, s: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Slices of the canvas and of a (2r+1)^2 patch centred on (cy, cx), clipped to the canvas."""
+    y0, x0 = cy - r, cx - r
+    ys, xs = max(y0, 0), max(x0, 0)
+    ye, xe = min(cy + r + 1, s), min(cx + r + 1, s)
+    return (slice(ys, ye), slice(xs, xe)), (slice(ys - y0, ye - y0), slice(xs - x0, xe - x0))
+
+
+@dataclass
+class Sample:
+    """One generated image and what the generator knows about it (tests read the pixels)."""
+
+    image: np.ndarray  # (size, size) uint8
+    label: int
+    markers: np.ndarray  # (2, 2) marked ends (y, x)
+    paths: list[np.ndarray]  # per target snake: (contour_length + 1, 2) start, then each head
+    n_distractors: int  # distractor snakes placed
+    margin: int
+    targets: np.ndarray | None = None  # (2, size, size) float32: each target snake drawn alone
+
+
+class _Scene:
+    """Image (float, contrast-scaled) and occupancy mask of one attempt. The mask lives inside
+    a frame of ones (`maskp`), so candidate tests near the border need no bounds checks: a
+    point outside the image reads 1 (weight 0, i.e. excluded), and a point within `margin` of
+    the border already reads the border's 1."""
+
+    def __init__(self, p: SnakeParams, pad: _Paddles, rng: np.random.Generator) -> None:
+        # the pivot of a paddle lies at most margin + 1 px outside the image (it is `margin`
+        # beyond an in-image head), so candidate tests read at most f - 1 px outside
+        s, f = p.size, pad.reach + pad.m + 2
+        self.p, self.pad, self.rng, self.s, self.f = p, pad, rng, s, f
+        self.image = np.zeros((s, s), np.float32)
+        self.maskp = np.ones((s + 2 * f, s + 2 * f), np.float32)
+        self.mask = self.maskp[f : f + s, f : f + s]  # (s, s) view
+        b = p.padding
+        self.mask[b:-b, b:-b] = 0
+        self.fresh = True  # nothing drawn yet (the first target seed's free set is cached)
+        self.layers: np.ndarray | None = None  # (2, s, s) per target snake, when kept
+        self.layer = -1  # which layer draw() also paints (-1: none)
+
+    def inside(self, pt) -> bool:
+        return 0 <= pt[0] < self.s and 0 <= pt[1] < self.s
+
+    def draw(self, pt, theta: float, contrast: float) -> np.ndarray:
+        """Draw a paddle starting at integer `pt`; returns its mask patch (not yet occupied)."""
+        line, mask, _ = self.pad.get(theta)
+        dst, src = _clip(pt[0], pt[1], self.pad.R, self.s)
+        np.maximum(self.image[dst], contrast * line[src], out=self.image[dst])
+        if self.layers is not None and self.layer >= 0:
+            view = self.layers[self.layer][dst]
+            np.maximum(view, contrast * line[src], out=view)
+        self.fresh = False
+        return mask
+
+    def occupy(self, pending: tuple[np.ndarray, tuple[int, int]] | None) -> None:
+        if pending is not None:
+            mask, pt = pending
+            dst, src = _clip(pt[0], pt[1], self.pad.R, self.s)
+            np.maximum(self.mask[dst], mask[src], out=self.mask[dst])
+
+    def free_starts(self, theta: float, border: int) -> np.ndarray:
+        """(n, 2) integer points where a paddle along `theta` would start clear of occupancy
+        > 0.3 and of a `border`-pixel frame (the reference's dilation of the mask)."""
+        key = (round(theta, 9), border)
+        if self.fresh and key in self.pad.first_seed:
+            return self.pad.first_seed[key]
+        s, off = self.s, self.pad.get(theta)[2]
+        busy = self.mask > 0.3
+        busy[:border], busy[-border:], busy[:, :border], busy[:, -border:] = 1, 1, 1, 1
+        q = int(np.abs(off).max()) if len(off) else 0
+        big = np.zeros((s + 2 * q, s + 2 * q), bool)
+        big[q : q + s, q : q + s] = busy
+        bad = np.zeros((s, s), bool)
+        for dy, dx in off:  # bad(x) = any busy(x + o)
+            bad |= big[q + dy : q + dy + s, q + dx : q + dx + s]
+        free = np.argwhere(~bad)
+        if self.fresh:
+            self.pad.first_seed[key] = free
+        return free
+
+    def seed(self, contrast: float, border: int, check_availability: bool):
+        """First paddle of a distractor / the first target snake. Returns (start, pivot, theta,
+        mask patch) or None."""
+        p, pad, rng = self.p, self.pad, self.rng
+        if check_availability and (self.mask <= 0.3).mean() < p.stop_with_availability:
+            return None
+        for _ in range(p.paddle_retrials + 1):
+            theta = math.radians(int(rng.integers(-180, 180)))
+            free = self.free_starts(theta, border)
+            if len(free) == 0:
+                return None
+            start = tuple(int(v) for v in free[rng.integers(len(free))])
+            head = _step(start, theta, pad.L)
+            pivot = _step(head, theta + math.pi, pad.L + pad.m)
+            if self.inside(head) and self.inside(pivot):
+                return start, pivot, theta, self.draw(start, theta, contrast)
+        return None
+
+    def extend(self, pivot, theta: float, pending, contrast: float):
+        """Next paddle of a snake whose last paddle has pivot `pivot` and orientation `theta`.
+        Returns (new pivot, new theta, head, mask patch) or None (dead end)."""
+        p, pad, s, f = self.p, self.pad, self.s, self.f
+        centre = _step(pivot, theta, pad.L + 2 * pad.m)
+        width = self.maskp.shape[1]
+        idx, w, flat = pad.candidates(theta, p.continuity, width)
+        base = (centre[0] + f) * width + centre[1] + f
+        occ = self.maskp.ravel().take(flat + base).max(axis=1)  # (n',) dilated occupancy
+        pmf = (1 - occ) * w
+        total = float(pmf.sum())
+        if total < 1e-4:
+            return None
+        cmf = np.cumsum(pmf) / total
+        for _ in range(p.paddle_retrials + 1):
+            j = int(np.searchsorted(cmf, self.rng.random(), side="right"))
+            k = int(idx[min(j, len(idx) - 1)])
+            head = (centre[0] + int(pad.offs[k, 0]), centre[1] + int(pad.offs[k, 1]))
+            back = _flip(float(pad.orient[k]))
+            mask = pad.get(back)[1]
+            dst, src = _clip(head[0], head[1], pad.R, s)
+            if (self.mask[dst] + mask[src]).max() < 1.8:
+                self.draw(head, back, contrast)
+                self.occupy(pending)
+                return centre, float(pad.orient[k]), head, mask
+        return None
+
+    def snake(self, n: int, contrast: float) -> bool:
+        """A distractor of n paddles; on failure the scene is left unchanged."""
+        saved = self.image.copy(), self.mask.copy()
+        first = self.seed(contrast, border=1, check_availability=True)
+        if first is None:
             return False
-        return own is None or not (fp & own[y0 : y0 + h, x0 : x0 + w]).any()
+        start, pivot, theta, mask = first
+        pending = (mask, start)
+        for _ in range(n - 1):
+            nxt = self.extend(pivot, theta, pending, contrast)
+            if nxt is None:
+                self.image, self.mask = saved
+                return False
+            pivot, theta, head, mask = nxt
+            pending = (mask, head)
+        self.occupy(pending)
+        return True
 
-    def commit(self, patches: list) -> None:
-        """Draw patches and block their 3x3-dilated footprint for later strokes."""
-        fp_all = np.zeros((self.s, self.s), bool)
-        for y0, x0, hi, fp in patches:
-            h, w = fp.shape
-            view = self.hi[2 * y0 : 2 * (y0 + h), 2 * x0 : 2 * (x0 + w)]
-            np.maximum(view, hi, out=view)
-            fp_all[y0 : y0 + h, x0 : x0 + w] |= fp
-        dil = fp_all.copy()
-        dil[1:] |= fp_all[:-1]
-        dil[:-1] |= fp_all[1:]
-        dil2 = dil.copy()
-        dil2[:, 1:] |= dil[:, :-1]
-        dil2[:, :-1] |= dil[:, 1:]
-        self.blocked |= dil2
-
-    def image(self) -> np.ndarray:
-        s = self.s
-        low = self.hi.reshape(s, 2, s, 2).mean(axis=(1, 3))  # (2s, 2s) -> (s, s)
-        return np.rint(np.clip(low, 0, 1) * 255).astype(np.uint8)
-
-
-def _snake(
-    rng: np.random.Generator, cv: _Canvas, p: SnakeParams, n_paddles: int, tries: int = 30
-) -> tuple[list, np.ndarray] | None:
-    """Place one snake avoiding existing strokes; returns (patches, points (n+1, 2)) or None."""
-    lo, hi = p.margin, p.size - 1 - p.margin
-    probs = np.exp(-p.continuity * np.abs(_TURNS) / np.deg2rad(22.5))
-    probs /= probs.sum()
-    for _ in range(tries):
-        pt = rng.uniform(lo, hi, size=2)
-        if cv.blocked[int(pt[0]), int(pt[1])]:
-            continue
-        theta = rng.uniform(0, 2 * np.pi)
-        points, patches = [pt], []
-        own = np.zeros((p.size, p.size), bool)  # footprint of paddles <= i-3 (self-avoidance)
-        for i in range(n_paddles):
-            for turn in rng.choice(_TURNS, size=6, p=probs):
-                th = theta + turn
-                nxt = pt + p.paddle_length * np.array([np.sin(th), np.cos(th)])
-                if not (lo <= nxt[0] <= hi and lo <= nxt[1] <= hi):
-                    continue
-                patch = cv.segment(pt, nxt, p.thickness)
-                if cv.free(patch, own):
-                    break
-            else:
+    def two_snakes(self) -> list[np.ndarray] | None:
+        """The two target snakes (points: start then each head), or None (restart)."""
+        p, pad, rng = self.p, self.pad, self.rng
+        c = p.target_contrast
+        self.layer = 0
+        first = self.seed(c, border=2 * p.seed_distance, check_availability=False)
+        if first is None:
+            return None
+        start1, pivot1, theta1, mask1 = first
+        for _ in range(p.paddle_retrials + 1):
+            theta2 = math.radians(int(rng.integers(-180, 180)))
+            phi = math.radians(int(rng.integers(0, 360)))
+            start2 = (
+                round(start1[0] + p.seed_distance * math.sin(phi)),
+                round(start1[1] + p.seed_distance * math.cos(phi)),
+            )
+            head2 = _step(start2, theta2, pad.L)
+            pivot2 = _step(head2, theta2 + math.pi, pad.L + pad.m)
+            if self.inside(head2) and self.inside(pivot2):
                 break
-            theta, pt = th, nxt
-            points.append(pt)
-            patches.append(patch)
-            if i >= 2:
-                y0, x0, _, fp = patches[i - 2]
-                own[y0 : y0 + fp.shape[0], x0 : x0 + fp.shape[1]] |= fp
-        if len(patches) == n_paddles:
-            return patches, np.asarray(points)
-    return None
+        else:
+            return None
+        self.layer = 1
+        mask2 = self.draw(start2, theta2, c)
+        state = [[pivot1, theta1, (mask1, start1)], [pivot2, theta2, (mask2, start2)]]
+        points = [[start1, _step(start1, theta1, pad.L)], [start2, head2]]
+        for _ in range(p.contour_length - 1):
+            for i in (0, 1):
+                self.layer = i
+                nxt = self.extend(state[i][0], state[i][1], state[i][2], c)
+                if nxt is None:
+                    return None
+                pivot, theta, head, mask = nxt
+                state[i] = [pivot, theta, (mask, head)]
+                points[i].append(head)
+        self.occupy(state[1][2])  # as the reference: the second snake's last paddle only
+        self.layer = -1
+        return [np.asarray(q, np.float64) for q in points]
+
+    def marker(self, pt, radius: float) -> None:
+        """A disc drawn at 2x around integer `pt` and Lanczos-downsampled, max-combined x 1."""
+        aa, s = self.p.aa, self.s
+        r = math.ceil(radius) + 4  # the Lanczos support (3 px) fits inside the patch
+        dst, _ = _clip(pt[0], pt[1], r, s)
+        y0, y1, x0, x1 = dst[0].start, dst[0].stop, dst[1].start, dst[1].stop
+        yy = np.arange(aa * y0, aa * y1)[:, None] - aa * pt[0]
+        xx = np.arange(aa * x0, aa * x1)[None, :] - aa * pt[1]
+        blown = Image.fromarray(((yy**2 + xx**2 <= (radius * aa) ** 2) * 255).astype(np.uint8))
+        disc = blown.resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS)
+        np.maximum(self.image[dst], np.asarray(disc, np.float32) / 255, out=self.image[dst])
+
+
+_PADDLE_CACHE: dict[tuple[SnakeParams, int], _Paddles] = {}
+
+
+def draw(
+    rng: np.random.Generator, p: SnakeParams, label: int, keep_targets: bool = False
+) -> Sample:
+    """One image of the given label, the reference's procedure end to end. `keep_targets`
+    also returns each target snake rendered alone (for pixel tests; same random draws)."""
+    margin = p.margins[int(rng.integers(len(p.margins)))] if len(p.margins) > 1 else p.margins[0]
+    pad = _PADDLE_CACHE.setdefault((p, margin), _Paddles(p, margin))
+    for _ in range(MAX_SCENE_TRIES):
+        sc = _Scene(p, pad, rng)
+        if keep_targets:
+            sc.layers = np.zeros((2, p.size, p.size), np.float32)
+        paths = sc.two_snakes()
+        if paths is not None:
+            break
+    else:
+        raise RuntimeError(f"no two target snakes fit a {p.size} px image in {MAX_SCENE_TRIES}")
+    placed = 0
+    for _ in range(p.num_distractor_snakes):
+        for _ in range(p.distractor_retrials + 1):
+            if sc.snake(p.distractor_length, p.distractor_contrast):
+                placed += 1
+                break
+    first = int(rng.integers(2))
+    last = first if label == 1 else 1 - first
+    marks = np.stack([paths[first][0], paths[last][-1]])  # (2, 2)
+    for pt in marks:
+        sc.marker((int(pt[0]), int(pt[1])), p.marker_radius)
+    img = sc.image
+    lo, hi = float(img.min()), float(img.max())
+    scaled = (img - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(img)
+    out = (scaled.clip(0, 255) + 0.5).astype(np.uint8)  # bytescale, as the reference saved
+    targets = None if sc.layers is None else sc.layers * np.float32(255.0 / (hi - lo))
+    return Sample(out, int(label), marks, paths, placed, margin, targets)
 
 
 def draw_sample(rng: np.random.Generator, p: SnakeParams, label: int) -> np.ndarray:
     """One (size, size) uint8 image with the given label."""
-    return draw_sample_with_markers(rng, p, label)[0]
+    return draw(rng, p, label).image
 
 
 def draw_sample_with_markers(
     rng: np.random.Generator, p: SnakeParams, label: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(image (size, size) uint8, marker centres (2, 2) as (y, x) in pixels)."""
-    for _ in range(200):
-        cv = _Canvas(p.size)
-        a = _snake(rng, cv, p, p.contour_length)
-        if a is None:
-            continue
-        a_patches, a_pts = a
-        a_ends = [cv.disc(a_pts[0], p.marker_radius), cv.disc(a_pts[-1], p.marker_radius)]
-        if label == 1 and np.hypot(*(a_pts[0] - a_pts[-1])) < p.seed_distance:
-            continue
-        cv.commit(a_patches + a_ends)
-        b = None
-        for _ in range(10):
-            b = _snake(rng, cv, p, p.contour_length)
-            if b is None:
-                break
-            b_ends = [cv.disc(b[1][0], p.marker_radius), cv.disc(b[1][-1], p.marker_radius)]
-            far = np.hypot(*(a_pts[0] - b[1][0])) >= p.seed_distance
-            if all(cv.free(e) for e in b_ends) and (label == 1 or far):
-                break
-            b = None
-        if b is None:
-            continue
-        cv.commit(b[0] + b_ends)
-        for _ in range(p.distractors):
-            d = _snake(rng, cv, p, p.distractor_length, tries=5)
-            if d is not None:
-                cv.commit(d[0])
-        # Markers: drawn (their discs were reserved in `blocked` already).
-        marks = [a_ends[0], a_ends[1]] if label == 1 else [a_ends[0], b_ends[0]]
-        centres = np.stack([a_pts[0], a_pts[-1] if label == 1 else b[1][0]])
-        for y0, x0, hi, fp in marks:
-            h, w = fp.shape
-            view = cv.hi[2 * y0 : 2 * (y0 + h), 2 * x0 : 2 * (x0 + w)]
-            np.maximum(view, hi, out=view)
-        return cv.image(), centres
-    raise RuntimeError(f"could not place the snakes on a {p.size} px canvas in 200 tries")
+    """(image (size, size) uint8, marked ends (2, 2) as (y, x) in pixels)."""
+    s = draw(rng, p, label)
+    return s.image, s.markers
+
+
+def image_rng(seed: int, k: int) -> np.random.Generator:
+    """The generator of image k: one stream per image, so any subset can be regenerated."""
+    return np.random.default_rng([seed, k])
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _render(job: tuple[SnakeParams, int, int]) -> tuple[bytes, int, int, int]:
+    """Image k of a dataset: (PNG bytes, label, margin, distractors placed)."""
+    p, seed, k = job
+    rng = image_rng(seed, k)
+    label = int(rng.integers(2))
+    s = draw(rng, p, label)
+    buf = io.BytesIO()
+    Image.fromarray(s.image, mode="L").save(buf, format="PNG")
+    return buf.getvalue(), label, s.margin, s.n_distractors
 
 
 def generate_raw(
-    root: Path, p: SnakeParams, n_images: int, seed: int, per_batch: int, progress: bool = True
+    root: Path,
+    p: SnakeParams,
+    n_images: int,
+    seed: int,
+    per_batch: int,
+    progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Write `root/{imgs,metadata}` for `n_images` images, `per_batch` per batch directory."""
-    rng = np.random.default_rng(seed)
+    """Write `root/{imgs,metadata}` for `n_images` images, `per_batch` per batch directory.
+    Image k uses `image_rng(seed, k)` (its label is that stream's first draw), so the output
+    is the same for any number of `workers` (processes). A batch's metadata file is written
+    (atomically) after its images: its presence marks the batch complete."""
     (root / "metadata").mkdir(parents=True, exist_ok=True)
-    labels = rng.integers(0, 2, size=n_images)
-    n_batches = math.ceil(n_images / per_batch)
+    jobs = [(p, seed, k) for k in range(n_images)]
+    pool = None
+    if workers > 1 and n_images > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        results = pool.imap(_render, jobs, chunksize=8)
+    else:
+        results = map(_render, jobs)
     bar = tqdm(total=n_images, desc=f"generate {p.size}px", disable=None if progress else True)
-    for b in range(n_batches):
-        d = root / "imgs" / str(b)
-        d.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for i in range(per_batch):
-            k = b * per_batch + i
-            if k >= n_images:
-                break
-            img = draw_sample(rng, p, int(labels[k]))
-            Image.fromarray(img, mode="L").save(d / f"sample_{i}.png")
+    placed = labels_1 = 0
+    lines: list[str] = []
+    try:
+        for k, (png, label, margin, n_d) in enumerate(results):
+            b, i = divmod(k, per_batch)
+            d = root / "imgs" / str(b)
+            d.mkdir(parents=True, exist_ok=True)
+            _write_atomic(d / f"sample_{i}.png", png)
             lines.append(
-                f"imgs/{b} sample_{i}.png {k} {labels[k]} {p.continuity} {p.contour_length} "
-                f"{p.distractor_length} {p.paddle_length} {p.thickness} {p.margin} 1\n"
+                f"imgs/{b} sample_{i}.png {k} {label} {p.continuity} {p.contour_length} "
+                f"{p.distractor_length} {p.paddle_length} {p.thickness} {margin} 1\n"
             )
+            placed += n_d
+            labels_1 += label
             bar.update(1)
-        (root / "metadata" / f"{b}.npy").write_text("".join(lines))
-    bar.close()
-    return {"seed": seed, "n_images": n_images, "per_batch": per_batch, "params": asdict(p)}
+            if i == per_batch - 1 or k == n_images - 1:
+                _write_atomic(root / "metadata" / f"{b}.npy", "".join(lines).encode())
+                lines = []
+    finally:
+        if pool is not None:
+            pool.terminate()
+        bar.close()
+    return {
+        "seed": seed,
+        "n_images": n_images,
+        "per_batch": per_batch,
+        "label_1_share": round(labels_1 / max(n_images, 1), 4),
+        "distractors_placed_mean": round(placed / max(n_images, 1), 3),
+        "algorithm": "Linsley et al. snakes2 (re-implemented), LRA settings",
+        "params": asdict(p),
+    }
 
 
 def generate(ctx: Context) -> dict[str, Any]:

@@ -153,6 +153,8 @@ def data_args(wildcards):
     size = config["hyper"][d]["generate_size"]
     if config["data_source"] == "generate" and size is not None:
         args += ["--size", str(size)]
+    if config["data_source"] == "generate":
+        args += ["--fast"]  # quick generators (DarcyFlow at 85 x 85); meta.json says so
     for f in config["data_files"].get(d, []):
         args += ["--file", f]
     for u in config["data_urls"].get(d, []):

@@ -38,6 +38,71 @@ def test_variable_coefficient_is_conservative():
     assert (u[0] == 0).all() and (u[:, -1] == 0).all() and u.min() >= 0  # maximum principle
 
 
+def _series_at(x: np.ndarray, terms: int = 401) -> np.ndarray:
+    """-Laplace(w) = 1 on the unit square, w = 0 on the boundary, at the points x (both axes)."""
+    k = np.arange(1, terms + 1, 2, dtype=np.float64)
+    sines = np.sin(np.pi * k[:, None] * x[None, :])  # (K, n)
+    coef = 16.0 / (np.pi**4 * k[:, None] * k[None, :] * (k[:, None] ** 2 + k[None, :] ** 2))
+    return sines.T @ coef @ sines
+
+
+def _fno_error(s: int, a: float = 3.0) -> float:
+    """solve_gwf's procedure on a constant coefficient vs the series at the cell centres."""
+    u = dfl.solve_like_fno(np.full((s, s), a))
+    w = _series_at((np.arange(s) + 0.5) / s) / a
+    return float(np.abs(u - w).max() / np.abs(w).max())
+
+
+def test_fno_procedure_matches_series_and_converges_at_second_order():
+    e = [_fno_error(s) for s in (33, 65, 129)]
+    assert e[-1] < 2e-4, e
+    orders = [np.log2(e[0] / e[1]), np.log2(e[1] / e[2])]
+    assert all(1.8 <= o <= 2.3 for o in orders), orders
+
+
+def test_spline_resample_is_matlab_spline():
+    """Not-a-knot cubic splines reproduce cubics exactly, also when extrapolating (the nodes 0
+    and 1 lie half a cell outside the cell centres)."""
+    s = 17
+    c, nodes = (np.arange(s) + 0.5) / s, np.linspace(0.0, 1.0, s)
+    f = lambda y, x: x**3 - 2 * x * y**2 + y
+    got = dfl.spline_resample(f(c[:, None], c[None, :]), c, nodes)
+    np.testing.assert_allclose(got, f(nodes[:, None], nodes[None, :]), atol=1e-12)
+
+
+def test_faithful_generation_at_a_smaller_421_style_grid(tmp_path):
+    """The 421 path end to end at r = 169 (= 84 * 2 + 1, subsampled with step 2 like 421 with
+    step 5): the solution is solve_gwf's, and it differs from a direct 85-grid solve."""
+    rng = np.random.default_rng(0)
+    f = tmp_path / "piececonst_r169_N2_smooth1.mat"
+    dfl.generate_file(f, 2, 169, rng, progress=False, faithful=True)
+    with h5py.File(f, "r") as h:
+        coeff = np.transpose(h["coeff"][()], (2, 1, 0))
+        sol = np.transpose(h["sol"][()], (2, 1, 0))
+    assert set(np.unique(coeff)) == {3.0, 12.0}
+    np.testing.assert_allclose(sol[0], dfl.solve_like_fno(coeff[0]), rtol=1e-10, atol=1e-14)
+    sub = dfl.read_variable(f, "sol", 10)  # (2, 85, 85)
+    direct = dfl.solve_darcy(coeff[0, ::2, ::2])
+    rel = np.linalg.norm(direct - sub[0]) / np.linalg.norm(sub[0])
+    assert 1e-3 < rel < 5e-2, rel  # the fast path is an approximation, not the same data
+
+
+def test_meta_says_fast_or_faithful(generated):
+    _, meta = generated("darcyflow")
+    assert meta["distribution"] == "approximate" and "85" in meta["generator"]["solver"]
+    assert meta["generator"]["resolution"] == 85
+
+
+@pytest.mark.slow
+def test_faithful_421_generation(tmp_path):
+    meta = prepare("darcyflow", "generate", tmp_path, size=2, progress=False)
+    assert meta["distribution"] == "faithful" and meta["generator"]["resolution"] == 421
+    assert sorted(p.name for p in (tmp_path / "raw").glob("*.mat")) == [
+        "piececonst_r421_N2_smooth1.mat",
+        "piececonst_r421_N4_smooth2.mat",
+    ]
+
+
 def test_mat_layout(generated):
     out, meta = generated("darcyflow")
     files = sorted((out / "raw").glob("piececonst_r85_N*_smooth*.mat"))
@@ -79,7 +144,7 @@ def test_subsampling_of_421_style_resolution(tmp_path):
 
 
 def test_missing_variable(tmp_path):
-    prepare("darcyflow", "generate", tmp_path, size=4, progress=False)
+    prepare("darcyflow", "generate", tmp_path, size=4, progress=False, fast=True)
     f = next((tmp_path / "raw").glob("*smooth2.mat"))
     with h5py.File(f, "a") as h:
         del h["sol"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from data_prep.__main__ import main
 from data_prep.iterator import BatchIterator
 
 NAMES = list(registry.DATASETS)
+DIST = {n: s.distribution[0] for n, s in registry.DATASETS.items()}
 REQUIRED = {
     "dataset",
     "source",
@@ -22,6 +25,8 @@ REQUIRED = {
     "generator",
     "substitute",
     "provenance",
+    "distribution",
+    "distribution_reason",
 }
 
 
@@ -47,6 +52,11 @@ def test_generate_to_batches(name, generated):
     assert REQUIRED <= set(meta), REQUIRED - set(meta)
     assert meta["source"] == "generate"
     assert meta["substitute"] is spec.substitute_when_generated
+    # issue 11: how close the generated data is to the real one, with a one-line reason
+    assert meta["distribution"] in ("faithful", "approximate", "format-only")
+    assert meta["distribution_reason"] and "\n" not in meta["distribution_reason"]
+    if spec.substitute_when_generated:
+        assert meta["distribution"] == "format-only"
     assert meta["generator"]["seed"] == 3
     prov = meta["provenance"]
     assert prov["versions"]["numpy"] == np.__version__ and prov["seed"] == 3
@@ -91,12 +101,13 @@ def test_generate_to_batches(name, generated):
 
 @pytest.mark.parametrize("name", ["listops", "darcyflow"])
 def test_cli_generate(name, tmp_path, capsys):
-    assert (
-        main([name, "--source", "generate", "--out", str(tmp_path), "--size", "5", "--no-progress"])
-        == 0
-    )
+    # --fast: DarcyFlow at 85 (its 421 path is tested in test_darcyflow.py); others ignore it
+    argv = [name, "--source", "generate", "--out", str(tmp_path), "--size", "5", "--no-progress"]
+    assert main([*argv, "--fast"]) == 0
     assert (tmp_path / "meta.json").is_file()
     assert name in capsys.readouterr().out
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["distribution"] == ("approximate" if name == "darcyflow" else DIST[name])
 
 
 def test_cli_reports_errors(tmp_path, capsys, monkeypatch):

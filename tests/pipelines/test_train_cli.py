@@ -19,7 +19,7 @@ from pipelines.settings import SettingsError, load_profile, validate
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
-    prepare("darcyflow", "generate", root / "darcyflow", size=20, progress=False)
+    prepare("darcyflow", "generate", root / "darcyflow", size=20, progress=False, fast=True)
     prepare("listops", "generate", root / "listops", size=40, progress=False)
     return root
 

@@ -111,6 +111,20 @@ def test_error_metric_relative_tolerance_and_missing_paper_number(tmp_path):
     assert df["torch_verdict"].iloc[0] == "no published number"
 
 
+def test_data_column_states_the_distribution(tmp_path):
+    """Issue 11: generated data says how close it is to the real distribution."""
+    paths = []
+    for seed, dist in ((0, "faithful"), (1, "approximate")):
+        paths.append(_result(tmp_path, "listops", "k", "torch", seed, "accuracy", 50.0,
+                             "generated", "smoke"))  # fmt: skip
+        r = json.loads(Path(paths[-1]).read_text())
+        r["data"]["distribution"] = dist
+        Path(paths[-1]).write_text(json.dumps(r))
+    df = B.results_table("table1", ["listops"], B.load_results(paths, "smoke"), PAPER, "smoke", TOL)
+    assert df["data"].iloc[0] == "generated (approximate)+generated (faithful)"
+    assert df["torch_verdict"].iloc[0].startswith("not comparable")
+
+
 def test_smoke_is_never_comparable_and_never_lands_in_reports(tmp_path):
     p = [_result(tmp_path, "text", "k", "jax", 0, "accuracy", 88.3, "substitute", "smoke")]
     df = B.results_table("table1", ["text"], B.load_results(p, "smoke"), PAPER, "smoke", TOL)
