@@ -16,19 +16,11 @@ from implementations.common import reference as R
 from implementations.common.config import ModelConfig
 from implementations.jax import model as jm
 from implementations.jax.fourier import masked_conv
+from tests.implementations.eq7_cases import STATES, W0
 
 jax.config.update("jax_enable_x64", True)
 
 T = 0.1
-W0 = (5500.0, 21500.0, 30000.0)
-STATES = [
-    ((101,), (2.0,), (0.3,)),
-    ((101,), (0.4,), (0.25,)),
-    ((97,), (-0.6,), (0.5,)),
-    ((64,), (0.0,), (0.02,)),
-    ((17, 12), (0.3, -0.2), (0.4, 0.3)),
-    ((15, 15), (-0.5, 0.6), (0.2, 0.6)),
-]
 
 
 def _model(shape, w0, tau=50.0):

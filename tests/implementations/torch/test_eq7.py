@@ -21,18 +21,9 @@ from implementations.common.config import ModelConfig
 from implementations.torch.fourier import masked_conv
 from implementations.torch.masks import coordinates
 from implementations.torch.model import build_model
+from tests.implementations.eq7_cases import STATES, W0
 
 T = 0.1
-W0 = (5500.0, 21500.0, 30000.0)  # Table 6's smallest, a middle and the largest w0
-# (input shape, resolution-mask mu per axis, kernel sigma per axis)
-STATES = [
-    ((101,), (2.0,), (0.3,)),  # mu beyond the clamp: full resolution, no crop
-    ((101,), (0.4,), (0.25,)),  # mild crop
-    ((97,), (-0.6,), (0.5,)),  # strong crop, odd length
-    ((64,), (0.0,), (0.02,)),  # even length, a narrow kernel
-    ((17, 12), (0.3, -0.2), (0.4, 0.3)),  # rectangular 2D crop, different per axis
-    ((15, 15), (-0.5, 0.6), (0.2, 0.6)),
-]
 
 
 def _block(shape, w0, mu, sigma, mode):
