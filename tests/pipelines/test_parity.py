@@ -78,21 +78,21 @@ def test_cli_writes_csv_and_fails_on_a_failing_row(tmp_path, monkeypatch):
     lines = out.read_text().splitlines()
     assert lines[0].startswith("# passed:")
     assert lines[1].split(",")[:11] == parity.COLUMNS[:11]
-    assert len(lines) == 2 + 12  # architecture, complexity, forward, loss, grad, zero_grad,
-    # 5 steps, forward_after_steps (ccnn has no masks)
+    assert len(lines) == 2 + 13  # architecture, realised_complexity, complexity, forward, loss,
+    # grad, zero_grad, 5 steps, forward_after_steps (ccnn has no masks)
     monkeypatch.setitem(parity.TOLERANCE, "float64", 0.0)
     assert parity.main([*args, "--no-trim", "--out", str(out)]) == 1
 
 
 @pytest.mark.slow
 def test_full_grid_cli(tmp_path):
-    """The whole grid (930 rows, ~7 min on 2 cores) passes, every row, float32 included
+    """The whole grid (970 rows, ~7 min on 2 cores) passes, every row, float32 included
     (float32 grad/params_step rows by parity.FLOAT32_RULE where they miss 2e-4), and records
     its provenance next to the CSV."""
     out = tmp_path / "parity.csv"
     assert parity.main(["--out", str(out)]) == 0
     rows = [line for line in out.read_text().splitlines()[2:] if line]
-    assert len(rows) == 930 and not [r for r in rows if ",False," in r]
+    assert len(rows) == 970 and not [r for r in rows if ",False," in r]
     meta = json.loads((tmp_path / "parity.csv.json").read_text())
     assert meta["seed"] == 0 and len(meta["cases"]) == 90 and meta["git_sha"]
 
