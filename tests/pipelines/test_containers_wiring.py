@@ -91,7 +91,8 @@ def test_slurm_profile_plans_the_paper_run_with_gpus(tmp_path):
     out = p.stdout + p.stderr
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
     assert stats["train_torch"] == stats["train_jax"] == str(6 * 4 * 3)
-    assert stats["total"] == str(6 + 144 + 1)
+    assert stats["lra_extract"] == "1"  # one pass over the LRA archive for its four datasets
+    assert stats["total"] == str(6 + 1 + 144 + 1)
     jobs = out.split("\nrule ")[1:] + out.split("\nlocalrule ")[1:]
     train = [j for j in jobs if j.startswith("train_")]
     assert len(train) == 144
