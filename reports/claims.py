@@ -258,7 +258,7 @@ def evaluate(claim: str, runs: list[dict], tol: dict, band: float) -> dict:
             n=epochs,
             tolerance=band,
             verdict=verdict,
-            numbers=f"max |C_curr/C_target - 1| = {worst:.4f} over {epochs} epochs ({where})",
+            numbers=f"max abs(C_curr/C_target - 1) = {worst:.4f} over {epochs} epochs ({where})",
         )
     elif claim == "C5":
         a = {(r["variant"], r["seed"]): score(r) for r in runs if r["framework"] == "torch"}
@@ -453,7 +453,7 @@ def scores_md(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def report(df: pd.DataFrame, results: list[dict], out_dir: Path, profile: str) -> None:
+def report(df: pd.DataFrame, results: list[dict], out_dir: Path, profile: str, tables=()) -> None:
     from pipelines.provenance import write_atomic
 
     figs = out_dir / "figures"
@@ -521,6 +521,17 @@ def report(df: pd.DataFrame, results: list[dict], out_dir: Path, profile: str) -
         architectures_md(results),
         "",
     ]
+    from reports.build import readable
+
+    for t in tables:  # the results/architecture tables of this profile, as the paper prints them
+        view = readable(pd.read_csv(t))
+        if view is not None:
+            md += [
+                f"## {Path(t).stem} (paper layout; {Path(t).name} has every column)",
+                "",
+                view,
+                "",
+            ]
     write_atomic(out_dir / "report.md", "\n".join(md))
 
     html = _html(md, {curves_png.name: curves_png, cost_png.name: cost_png}, profile)
@@ -542,12 +553,9 @@ def _html(md_lines: list[str], images: dict[str, Path], profile: str) -> str:
             table.append(line)
             continue
         if table:
-            cells = [[c.strip() for c in t.strip("|").split("|")] for t in table]
-            body = [c for c in cells[1:] if not all(set(x) <= set("-: ") for x in c)]
-            out.append("<table><tr>" + "".join(f"<th>{h.escape(c)}</th>" for c in cells[0]))
-            for c in body:
-                out.append("<tr>" + "".join(f"<td>{h.escape(x)}</td>" for x in c) + "</tr>")
-            out.append("</table>")
+            from reports.build import markdown_table_html
+
+            out.append(markdown_table_html("\n".join(table)))
             table = []
         if line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
@@ -574,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--error-relative", type=float, default=0.10)
     p.add_argument("--band", type=float, default=0.05, help="C3/C4: |C_curr/C_target - 1| bound")
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--tables", nargs="*", default=[], help="results tables to show paper-style")
     p.add_argument("inputs", nargs="+")
     args = p.parse_args(argv)
     try:
@@ -591,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.provenance import write_atomic
 
         write_atomic(out / "claims.csv", df.to_csv(index=False, lineterminator="\n"))
-        report(df, results, out, args.profile)
+        report(df, results, out, args.profile, args.tables)
     except (ClaimsError, OSError, KeyError) as e:
         print(f"reports.claims: error: {e}", file=sys.stderr)
         return 1

@@ -132,6 +132,7 @@ rule claims:
     input:
         results=runs(DATASETS),
         metrics=runs(DATASETS, name="metrics.csv"),
+        tables=[p for p in all_reports() if p.endswith(".csv") and "claims" not in Path(p).name],
     output:
         csv=report_path("claims.csv"),
         md=report_path("report.md"),
@@ -159,4 +160,4 @@ rule claims:
         "--variants {params.variants} --frameworks {params.frameworks} "
         "--accuracy-points {params.tol[accuracy_points]} "
         "--error-relative {params.tol[error_relative]} --band {params.band} "
-        "--out-dir {params.out} {input.results} > {log} 2>&1"
+        "--out-dir {params.out} --tables {input.tables} {input.results} > {log} 2>&1"
