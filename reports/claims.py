@@ -23,8 +23,9 @@ error over seeds. A difference counts only when it exceeds two SEs; otherwise `i
   C4  krwd >= ccnn at equal complexity: as C1 with krwd, and krwd's final C_curr/C_target
       within the C3 band; a significant win outside the band is `inconclusive`.
   C5  PyTorch trim and virtual train to the same result: torch - torch_virtual paired by
-      (variant, seed) (same initialisation, same batches): holds if |mean| + 2 SE <= t, fails
-      if |mean| - 2 SE > t and |mean| > 2 SE.
+      (variant, seed) (same initialisation, same batches; the variants of
+      claims.virtual_variants): holds if |mean| + 2 SE <= t, fails if |mean| - 2 SE > t and
+      |mean| > 2 SE.
   C6  PyTorch and JAX, each from its own initialisation, train to the same result: per variant
       mean(torch) - mean(jax) with the unpaired (Welch) SE, averaged over variants; equivalence
       as C5.
@@ -73,7 +74,7 @@ class ClaimsError(ValueError):
     pass
 
 
-def check_request(claims: list[str], variants, frameworks) -> None:
+def check_request(claims: list[str], variants, frameworks, virtual_variants=None) -> None:
     """Unknown claim ids, or a profile lacking a variant/framework a claim needs: fail, naming
     what is missing (the workflow calls this before any job)."""
     unknown = [c for c in claims if c not in CLAIMS]
@@ -87,6 +88,12 @@ def check_request(claims: list[str], variants, frameworks) -> None:
             problems.append(f"{c} needs variants {miss_v}")
         if miss_f:
             problems.append(f"{c} needs frameworks {miss_f}")
+    if "C5" in claims and virtual_variants is not None:
+        if not set(virtual_variants) & set(variants):
+            problems.append(
+                f"C5 needs a torch_virtual variant among {list(variants)}; "
+                f"claims.virtual_variants is {list(virtual_variants)}"
+            )
     if problems:
         raise ClaimsError(
             "the claims profile omits what a claim needs: "
@@ -271,8 +278,9 @@ def evaluate(claim: str, runs: list[dict], tol: dict, band: float) -> dict:
             n=n,
             tolerance=t,
             verdict=equivalence(diff, se, t),
-            numbers=f"trim - virtual {_fmt(diff)} +- {_fmt(se)} SE (n={n} pairs), tolerance "
-            f"{_fmt(t)}",
+            numbers=f"trim - virtual {_fmt(diff)} +- {_fmt(se)} SE (n={n} pairs of "
+            f"{'/'.join(sorted({k[0] for k in set(a) & set(b)}, key=VARIANTS.index))}), "
+            f"tolerance {_fmt(t)}",
         )
     elif claim == "C6":
         diffs, ses, parts = [], [], []

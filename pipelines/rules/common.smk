@@ -108,7 +108,7 @@ if PROFILE == "claims":
     from reports.claims import ClaimsError, check_request  # noqa: E402
 
     try:
-        check_request(CLAIM_IDS, VARIANTS, FRAMEWORKS)
+        check_request(CLAIM_IDS, VARIANTS, FRAMEWORKS, config["claims"]["virtual_variants"])
     except ClaimsError as e:
         raise WorkflowError(f"profile 'claims': {e}") from None
 
@@ -154,14 +154,21 @@ wildcard_constraints:
 
 
 def runs(datasets, variants=None, frameworks=None, name="result.json"):
-    """Every run file of the configured grid restricted to `datasets`."""
-    return expand(
-        f"{RUN}/{name}",
-        dataset=[d for d in datasets if d in DATASETS],
-        variant=variants or VARIANTS,
-        framework=frameworks or FRAMEWORKS,
-        seed=SEEDS,
-    )
+    """Every run file of the configured grid restricted to `datasets` (torch_virtual: only the
+    variants in claims.virtual_variants)."""
+    out = []
+    for fw in frameworks or FRAMEWORKS:
+        vs = variants or VARIANTS
+        if fw == "torch_virtual":
+            vs = [v for v in vs if v in config["claims"]["virtual_variants"]]
+        out += expand(
+            f"{RUN}/{name}",
+            dataset=[d for d in datasets if d in DATASETS],
+            variant=vs,
+            framework=[fw],
+            seed=SEEDS,
+        )
+    return out
 
 
 def report_path(name):

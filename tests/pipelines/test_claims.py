@@ -86,17 +86,20 @@ def test_one_seed_is_inconclusive_not_a_verdict():
         (["C7"], C.VARIANTS, ["torch", "jax"], "unknown claim id(s) ['C7']"),
         (["C1"], ["ccnn", "kr"], ["torch", "jax"], "C1 needs variants ['k']"),
         (["C5"], C.VARIANTS, ["torch", "jax"], "C5 needs frameworks ['torch_virtual']"),
+        (["C5"], ["ccnn"], ["torch", "torch_virtual"], "C5 needs a torch_virtual variant"),
     ],
 )
 def test_bad_requests_name_what_is_missing(claims, variants, frameworks, needle):
     with pytest.raises(C.ClaimsError) as e:
-        C.check_request(claims, variants, frameworks)
+        C.check_request(claims, variants, frameworks, ["k"])
     assert needle in str(e.value)
 
 
 def test_claims_profile_validates_and_covers_every_claim():
     cfg = S.load_profile("claims")
-    C.check_request(cfg["claims"]["ids"], cfg["variants"], cfg["frameworks"])
+    C.check_request(
+        cfg["claims"]["ids"], cfg["variants"], cfg["frameworks"], cfg["claims"]["virtual_variants"]
+    )
     assert cfg["seeds"] == [0, 1, 2] and not cfg["generate_fast"]
     assert all(Path(p).parts[0] == "claims" for p in cfg["paths"].values())
     assert S.backend_of("torch_virtual") == "torch"
