@@ -160,4 +160,4 @@ rule claims:
         "--variants {params.variants} --frameworks {params.frameworks} "
         "--accuracy-points {params.tol[accuracy_points]} "
         "--error-relative {params.tol[error_relative]} --band {params.band} "
-        "--out-dir {params.out} --tables {input.tables} {input.results} > {log} 2>&1"
+        "--out-dir {params.out} {input.results} --tables {input.tables} > {log} 2>&1"
