@@ -3,10 +3,11 @@ paper's Tables 1-5, Fig. 10, the framework parity table and an HTML/Markdown sum
 
     snakemake --cores 8 reports/table1.csv                  # paper profile (the default)
     snakemake --cores 2 --config profile=smoke              # offline smoke run -> smoke/
+    snakemake --cores 2 --config profile=claims             # the claims study -> claims/
     snakemake -n reports/table1.csv --config profile=paper  # plan only
     snakemake --config profile=smoke --report smoke/report.html
 
-Profiles: pipelines/config/{paper,smoke}.yaml, validated against pipelines/config/schema.yaml.
+Profiles: pipelines/config/{paper,smoke,claims}.yaml, validated against pipelines/config/schema.yaml.
 Rules: pipelines/rules/*.smk. The rules only wire CLIs together: python -m data_prep,
 python -m pipelines.train, python -m pipelines.parity, python -m reports.build.
 Put `--config ...` last: it takes every argument after it as a key=value pair, targets too.

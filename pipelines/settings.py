@@ -1,4 +1,4 @@
-"""Workflow profiles (pipelines/config/{paper,smoke}.yaml) loaded and validated against
+"""Workflow profiles (pipelines/config/{paper,smoke,claims}.yaml) loaded and validated against
 pipelines/config/schema.yaml, exactly as the Snakefile does with `snakemake.utils.validate`:
 defaults filled in, unknown keys and invalid values rejected at load time with the valid
 choices listed. The training CLI reads its hyperparameters from here, so a run started by hand
@@ -16,8 +16,21 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 SCHEMA_PATH = CONFIG_DIR / "schema.yaml"
-PROFILES = ("paper", "smoke")
-FRAMEWORKS = ("torch", "jax")
+PROFILES = ("paper", "smoke", "claims")
+FRAMEWORKS = ("torch", "jax", "torch_virtual")
+# torch_virtual: PyTorch in virtual mode whatever the profile's torch_mode says (the claims
+# profile trains it beside `torch` to compare trim with virtual, claim C5); its own run
+# directory and result.json "framework" keep it apart from the `torch` runs.
+
+
+def backend_of(framework: str) -> str:
+    """The framework that runs `framework`: torch_virtual is PyTorch."""
+    return "torch" if framework == "torch_virtual" else framework
+
+
+def torch_mode_of(framework: str, config: dict) -> str:
+    """The PyTorch execution mode of a run: virtual for torch_virtual, else the profile's."""
+    return "virtual" if framework == "torch_virtual" else config["torch_mode"]
 
 
 class SettingsError(ValueError):

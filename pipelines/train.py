@@ -66,7 +66,15 @@ from pipelines import metrics as M
 from pipelines import provenance as P
 from pipelines import table6
 from pipelines.inputs import Resizer, output_channels_first, to_channels_last
-from pipelines.settings import FRAMEWORKS, PROFILES, SettingsError, hyper, load_profile
+from pipelines.settings import (
+    FRAMEWORKS,
+    PROFILES,
+    SettingsError,
+    backend_of,
+    hyper,
+    load_profile,
+    torch_mode_of,
+)
 
 LOSS_BY_METRIC = {
     "accuracy": "cross_entropy",
@@ -88,7 +96,9 @@ class Interrupted(TrainError):
 
 
 # ---- configuration ------------------------------------------------------------------------
-def model_config(settings: dict, meta: dict, hp: dict, variant: str, shape) -> ModelConfig:
+def model_config(
+    settings: dict, meta: dict, hp: dict, variant: str, shape, framework: str = "torch"
+) -> ModelConfig:
     m = settings["model"]
     task = meta["task"]
     tokens = meta["input_kind"] == "tokens"
@@ -112,7 +122,7 @@ def model_config(settings: dict, meta: dict, hp: dict, variant: str, shape) -> M
         tau_resolution=float(hp["tau_resolution"]),
         tau_channel=float(hp["tau_channel"]),
         tau_depth=float(hp["tau_depth"]),
-        mode=settings["torch_mode"],
+        mode=torch_mode_of(framework, settings),
     )
 
 
@@ -457,7 +467,7 @@ def train(args: argparse.Namespace) -> dict:
 
     resizer = Resizer.from_settings(meta, hp)
     shape = resizer.target_shape if resizer else tuple(meta["input_shape"])
-    cfg = model_config(settings, meta, hp, args.variant, shape)
+    cfg = model_config(settings, meta, hp, args.variant, shape, args.framework)
     ev = Evaluator(args.dataset, meta, data_dir, resizer)
     loss = LOSS_BY_METRIC[ev.metric]
     lam = float(hp["lam"]) if cfg.uses_complexity_loss else 0.0
@@ -490,8 +500,8 @@ def train(args: argparse.Namespace) -> dict:
         "resize": None if resizer is None else {"shape": list(shape), "mode": resizer.mode},
     }
     key = run_key(run)
-    import_threads(args.framework, threads)
-    backend = BACKENDS[args.framework](cfg, hp, args.seed, loss, lam, (warmup, total))
+    import_threads(backend_of(args.framework), threads)
+    backend = BACKENDS[backend_of(args.framework)](cfg, hp, args.seed, loss, lam, (warmup, total))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / backend.ckpt_name
@@ -604,6 +614,8 @@ def train(args: argparse.Namespace) -> dict:
         variant=args.variant,
         profile=args.profile,
         seed=args.seed,
+        # how the PyTorch model ran (JAX always runs the virtual computation)
+        torch_mode=cfg.mode if backend.name == "torch" else None,
         metric=ev.metric,
         metric_unit=unit,
         higher_is_better=higher,

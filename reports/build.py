@@ -8,6 +8,10 @@ files the training CLI writes (result.json, metrics.csv). Never imports a model.
     python -m reports.build render --profile paper --md S.md --html S.html --fig F.png \
         --parity parity.csv TABLE.csv...
 
+Every results table is also rendered (summary.md/html) the way the paper prints it: datasets as
+columns, variants as rows, each cell "ours (paper) (C_curr/C_target)" per framework with a
+verdict mark; architecture tables as Tables 4/5, one row per block (`readable`).
+
 Results tables: per dataset and variant the paper's number (reports/paper_results.yaml), ours
 per framework (mean and sample standard deviation over seeds), ours - paper, C_curr/C_target
 (mean over seeds), and a verdict against the stated tolerance:
@@ -43,6 +47,9 @@ from pipelines import table6
 
 VARIANTS = ("ccnn", "k", "kr", "krwd")
 FRAMEWORKS = ("torch", "jax")
+# columns only when such runs exist (claims profile: PyTorch in virtual mode, claim C5)
+EXTRA_FRAMEWORKS = ("torch_virtual",)
+MARKS = {"pass": "✓", "better": "↑", "fail": "✗", "not run": "–", "no published number": "·"}
 REPO = Path(__file__).resolve().parent.parent
 PAPER_REPORTS = REPO / "reports"
 
@@ -176,7 +183,8 @@ def results_table(
                 "paper": p_val,
                 "paper_c_ratio": p_ratio,
             }
-            for fw in FRAMEWORKS:
+            present = {r["framework"] for r in results}
+            for fw in FRAMEWORKS + tuple(f for f in EXTRA_FRAMEWORKS if f in present):
                 rs = by_key[(d, v, fw)]
                 mean, std, n = _stats([r["test_metric"] for r in rs])
                 ratio, _, _ = _stats([r["c_ratio"] for r in rs])
@@ -235,6 +243,100 @@ def architecture_table(table: str, results: list[dict], paper: dict, profile: st
     if not rows:
         raise ReportError(f"{table}: no krwd results")
     return pd.DataFrame(rows)
+
+
+# ---- tables as the paper prints them -------------------------------------------------------
+def verdict_mark(v: str) -> str:
+    """One character per verdict: ✓ pass, ↑ better, ✗ fail, ~ not comparable, ! deviates."""
+    if not isinstance(v, str) or not v:
+        return ""
+    if v.startswith("not comparable"):
+        return "~"
+    if v.startswith("deviates"):
+        return "!"
+    return MARKS.get(v, "?")
+
+
+def _num(x, digits: int = 4) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def paper_style(df: pd.DataFrame) -> str:
+    """A results table (the wide CSV) as the paper prints it, in Markdown: datasets as columns,
+    variants as rows; each cell "ours (paper)" per framework, C_curr/C_target of ours in
+    parentheses ("x" suffix, as the paper's "(0.80x)"), and the verdict mark."""
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fws = [f for f in FRAMEWORKS + EXTRA_FRAMEWORKS if f"{f}_mean" in df.columns]
+    lines = ["| model | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    for v in VARIANTS:
+        rows = df[df["variant"] == v]
+        if rows.empty:
+            continue
+        cells = []
+        for d in datasets:
+            r = rows[rows["dataset"] == d]
+            if r.empty:
+                cells.append("")
+                continue
+            r = r.iloc[0]
+            parts = []
+            for f in fws:
+                if not r.get(f"{f}_seeds"):
+                    continue
+                ratio = r.get(f"{f}_c_ratio")
+                c = "" if ratio is None or math.isnan(ratio) else f" ({ratio:.2f}x)"
+                parts.append(
+                    f"{f}: {_num(r[f'{f}_mean'])} ({_num(r['paper'])}){c} "
+                    f"{verdict_mark(r[f'{f}_verdict'])}"
+                )
+            cells.append("<br>".join(parts))
+        lines.append(f"| {rows.iloc[0]['model']} | " + " | ".join(cells) + " |")
+    legend = (
+        "Cell: ours (paper) (C_curr/C_target of ours), mark: ✓ within tolerance, ↑ better, "
+        "✗ worse, ~ not comparable, ! deviates from Table 6, – not run."
+    )
+    return "\n".join(lines) + "\n\n" + legend
+
+
+def architecture_blocks(df: pd.DataFrame) -> str:
+    """An architecture table (the long CSV) as Tables 4/5 print it: one row per block, one
+    column per dataset (first seed per framework): kernel size / resolution / widths."""
+    firsts = df.sort_values(["dataset", "framework", "seed", "block"])
+    keys = list(dict.fromkeys(zip(firsts["dataset"], firsts["framework"])))
+    seed_of = {k: firsts[(firsts["dataset"] == k[0]) & (firsts["framework"] == k[1])]["seed"].min()
+               for k in keys}  # fmt: skip
+    cols = [f"{d} ({fw}, seed {seed_of[(d, fw)]})" for d, fw in keys]
+    depth = int(df["block"].max()) + 1 if len(df) else 0
+    lines = ["| block | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for b in range(depth):
+        cells = []
+        for d, fw in keys:
+            r = df[(df["dataset"] == d) & (df["framework"] == fw) & (df["seed"] == seed_of[(d, fw)])
+                   & (df["block"] == b)]  # fmt: skip
+            if r.empty:
+                cells.append("")
+            else:
+                r = r.iloc[0]
+                cells.append(f"k {r['kernel_size']} · r {r['resolution']} · w {r['width']}")
+        lines.append(f"| {b + 1} | " + " | ".join(cells) + " |")
+    depth_row, paper_row = [], []
+    for d, fw in keys:
+        r = df[(df["dataset"] == d) & (df["framework"] == fw) & (df["seed"] == seed_of[(d, fw)])]
+        depth_row.append(str(r["depth"].iloc[0]))
+        pd_ = r["paper_depth"].iloc[0]
+        paper_row.append("–" if pd.isna(pd_) else str(int(pd_)))
+    lines.append("| depth (ours) | " + " | ".join(depth_row) + " |")
+    lines.append("| depth (paper) | " + " | ".join(paper_row) + " |")
+    return "\n".join(lines)
+
+
+def readable(df: pd.DataFrame) -> str | None:
+    """The paper-style Markdown of a results or architecture table, None for other CSVs."""
+    if {"variant", "paper", "model"} <= set(df.columns):
+        return paper_style(df)
+    if {"block", "kernel_size", "resolution"} <= set(df.columns):
+        return architecture_blocks(df)
+    return None
 
 
 # ---- Fig. 10 --------------------------------------------------------------------------------
@@ -314,10 +416,22 @@ def render(profile: str, tables: list[str], parity: str, fig: str, md: str, html
         f"<h1>dnarch-repro results ({profile} profile)</h1><p>{banner}</p>",
     ]
     for t in tables:
-        df = _fmt(pd.read_csv(t))
+        raw = pd.read_csv(t)
+        df = _fmt(raw)
         name = Path(t).stem
-        md_parts += [f"## {name}", "", df.to_markdown(index=False), ""]
-        html_parts += [f"<h2>{name}</h2>", df.to_html(index=False)]
+        view = readable(raw)
+        md_parts += [f"## {name}", ""]
+        html_parts += [f"<h2>{name}</h2>"]
+        if view is not None:
+            md_parts += [view, "", f"<details><summary>{name}.csv (every column)</summary>", ""]
+            html_parts.append(markdown_table_html(view))
+        md_parts += [df.to_markdown(index=False), ""]
+        if view is not None:
+            md_parts += ["</details>", ""]
+            html_parts.append(f"<details><summary>{name}.csv (every column)</summary>")
+        html_parts.append(df.to_html(index=False))
+        if view is not None:
+            html_parts.append("</details>")
     md_parts += ["## Fig. 10", "", f"![Fig. 10]({Path(fig).name})", "", "## Parity", "", par_line]
     png = base64.b64encode(Path(fig).read_bytes()).decode()
     html_parts += [
@@ -333,6 +447,27 @@ def render(profile: str, tables: list[str], parity: str, fig: str, md: str, html
 
     write_atomic(md, "\n".join(md_parts) + "\n")
     write_atomic(html, "\n".join(html_parts) + "\n")
+
+
+def markdown_table_html(md: str) -> str:
+    """Our own Markdown tables (pipe rows, then a legend paragraph) as HTML."""
+    import html
+
+    rows, rest = [], []
+    for line in md.split("\n"):
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                rows.append(cells)
+        elif line.strip():
+            rest.append(f"<p>{html.escape(line)}</p>")
+
+    def cell(tag: str, c: str) -> str:
+        return f"<{tag}>" + "<br>".join(html.escape(x) for x in c.split("<br>")) + f"</{tag}>"
+
+    out = ["<table>", "<tr>" + "".join(cell("th", c) for c in rows[0]) + "</tr>"]
+    out += ["<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows[1:]]
+    return "\n".join([*out, "</table>", *rest])
 
 
 # ---- CLI --------------------------------------------------------------------------------------
@@ -355,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--fig", required=True)
     r.add_argument("--parity", required=True)
     for s in (t, a, f, r):
-        s.add_argument("--profile", required=True, choices=("paper", "smoke"))
+        s.add_argument("--profile", required=True, choices=("paper", "smoke", "claims"))
         s.add_argument("inputs", nargs="*")
     for s in (t, a):
         s.add_argument("--paper", default=str(PAPER_REPORTS / "paper_results.yaml"))

@@ -1,6 +1,6 @@
 # Profile selection, validation and the path layout shared by every rule file.
 #
-# --config profile=paper|smoke picks pipelines/config/<profile>.yaml (default: paper, so that
+# --config profile=paper|smoke|claims picks pipelines/config/<profile>.yaml (default: paper, so that
 # `snakemake reports/table1.csv` is the reproduction); other --config keys override the file.
 # The merged configuration is validated against pipelines/config/schema.yaml with defaults
 # filled in: an unknown dataset, variant, framework or key fails here, before any job, with the
@@ -13,7 +13,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-PROFILES = ("paper", "smoke")
+PROFILES = ("paper", "smoke", "claims")
 PROFILE = config.get("profile", "paper")
 if PROFILE not in PROFILES:
     raise WorkflowError(f"unknown profile {PROFILE!r}; valid profiles: {list(PROFILES)}")
@@ -55,14 +55,43 @@ def train_image(framework):
     return sif_path(image_for(framework, config["accelerator"]))
 
 PATHS = config["paths"]
+# top-level directories each profile owns; a profile never writes into another's
+PROFILE_DIRS = {"paper": ("reports", "results", "data"), "smoke": ("smoke",), "claims": ("claims",)}
 if PROFILE != "paper":
     for key, where in PATHS.items():
         top = Path(where).parts[0] if Path(where).parts else ""
-        if top in ("reports", "results", "data"):
-            raise WorkflowError(
-                f"profile {PROFILE!r}: paths.{key}={where!r} lies in a paper-profile directory "
-                f"({top}/); smoke outputs must never land where paper outputs go"
-            )
+        for other, tops in PROFILE_DIRS.items():
+            if other != PROFILE and top in tops:
+                raise WorkflowError(
+                    f"profile {PROFILE!r}: paths.{key}={where!r} lies in a {other}-profile "
+                    f"directory ({top}/); {PROFILE} outputs must never land where {other} "
+                    "outputs go"
+                )
+
+
+def foreign_runs(runs_dir):
+    """result.json files under `runs_dir` written by another profile (checked before any job:
+    a run directory is never shared between profiles)."""
+    bad = []
+    for f in sorted(Path(runs_dir).glob("*/*/*/seed*/result.json")):
+        try:
+            import json
+
+            other = json.loads(f.read_text()).get("profile")
+        except (OSError, ValueError):
+            continue
+        if other != PROFILE:
+            bad.append(f"{f} ({other})")
+    return bad
+
+
+_foreign = foreign_runs(PATHS["runs"])
+if _foreign:
+    raise WorkflowError(
+        f"profile {PROFILE!r}: paths.runs={PATHS['runs']!r} holds runs of another profile: "
+        f"{_foreign[:3]}{' ...' if len(_foreign) > 3 else ''}; point paths.runs elsewhere or "
+        "remove them"
+    )
 missing = sorted(set(config["datasets"]) - set(config["hyper"]))
 if missing:
     raise WorkflowError(
@@ -74,6 +103,38 @@ DATASETS = config["datasets"]
 VARIANTS = config["variants"]
 FRAMEWORKS = config["frameworks"]
 SEEDS = config["seeds"]
+CLAIM_IDS = config["claims"]["ids"]
+if PROFILE == "claims":
+    from reports.claims import ClaimsError, check_request  # noqa: E402
+
+    try:
+        check_request(CLAIM_IDS, VARIANTS, FRAMEWORKS, config["claims"]["virtual_variants"])
+    except ClaimsError as e:
+        raise WorkflowError(f"profile 'claims': {e}") from None
+
+
+def backend_of(framework):
+    """torch_virtual runs PyTorch (pipelines.settings.backend_of)."""
+    return "torch" if framework == "torch_virtual" else framework
+
+
+# The training CLI reads its numbers from the profile file. When --config overrides change
+# the configuration, the merged configuration goes to the CLI as a file (a hand-started run
+# and a workflow run still use the same numbers); without overrides the shipped file is used.
+import yaml  # noqa: E402
+
+_shipped = yaml.safe_load(
+    (Path(workflow.basedir) / "pipelines" / "config" / f"{PROFILE}.yaml").read_text()
+)
+validate(_shipped, "../config/schema.yaml", set_default=True)
+EFFECTIVE_CONFIG = ""
+if _shipped != dict(config):
+    EFFECTIVE_CONFIG = f"{PATHS['logs']}/effective_config.yaml"
+    _text = yaml.safe_dump(dict(config), sort_keys=True)
+    _p = Path(EFFECTIVE_CONFIG)
+    if not _p.exists() or _p.read_text() != _text:
+        _p.parent.mkdir(parents=True, exist_ok=True)
+        _p.write_text(_text)
 TABLES = {
     "table1": ["listops", "text", "retrieval", "image", "pathfinder", "pathx"],
     "table2": ["darcyflow", "cosmic"],
@@ -93,14 +154,21 @@ wildcard_constraints:
 
 
 def runs(datasets, variants=None, frameworks=None, name="result.json"):
-    """Every run file of the configured grid restricted to `datasets`."""
-    return expand(
-        f"{RUN}/{name}",
-        dataset=[d for d in datasets if d in DATASETS],
-        variant=variants or VARIANTS,
-        framework=frameworks or FRAMEWORKS,
-        seed=SEEDS,
-    )
+    """Every run file of the configured grid restricted to `datasets` (torch_virtual: only the
+    variants in claims.virtual_variants)."""
+    out = []
+    for fw in frameworks or FRAMEWORKS:
+        vs = variants or VARIANTS
+        if fw == "torch_virtual":
+            vs = [v for v in vs if v in config["claims"]["virtual_variants"]]
+        out += expand(
+            f"{RUN}/{name}",
+            dataset=[d for d in datasets if d in DATASETS],
+            variant=vs,
+            framework=[fw],
+            seed=SEEDS,
+        )
+    return out
 
 
 def report_path(name):
@@ -108,6 +176,12 @@ def report_path(name):
 
 
 def all_reports():
+    if PROFILE == "claims":
+        out = [report_path(f"{t}.csv") for t in TABLES if set(TABLES[t]) & set(DATASETS)]
+        out += [
+            report_path(f"{t}.csv") for t in ARCH_TABLES if set(ARCH_TABLES[t]) & set(DATASETS)
+        ]
+        return out + [report_path(n) for n in ("claims.csv", "report.md", "report.html")]
     out = [report_path(f"{t}.csv") for t in TABLES if set(TABLES[t]) & set(DATASETS)]
     out += [report_path(f"{t}.csv") for t in ARCH_TABLES if set(ARCH_TABLES[t]) & set(DATASETS)]
     out += [report_path("fig10.png"), report_path("fig10.pdf"), report_path("parity.csv")]
@@ -153,7 +227,7 @@ def data_args(wildcards):
     size = config["hyper"][d]["generate_size"]
     if config["data_source"] == "generate" and size is not None:
         args += ["--size", str(size)]
-    if config["data_source"] == "generate":
+    if config["data_source"] == "generate" and config["generate_fast"]:
         args += ["--fast"]  # quick generators (DarcyFlow at 85 x 85); meta.json says so
     for f in config["data_files"].get(d, []):
         args += ["--file", f]

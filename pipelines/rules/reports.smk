@@ -126,3 +126,38 @@ rule summary:
         "python -m reports.build render --profile {params.profile} --md {output.md} "
         "--html {output.html} --fig {input.fig} --parity {input.parity} {input.tables} "
         "> {log} 2>&1"
+
+
+rule claims:
+    input:
+        results=runs(DATASETS),
+        metrics=runs(DATASETS, name="metrics.csv"),
+        tables=[p for p in all_reports() if p.endswith(".csv") and "claims" not in Path(p).name],
+    output:
+        csv=report_path("claims.csv"),
+        md=report_path("report.md"),
+        html=report(
+            report_path("report.html"),
+            caption=f"{CAPTIONS}/summary.rst",
+            category="Claims",
+        ),
+    log:
+        f"{PATHS['logs']}/reports/claims.log",
+    params:
+        profile=PROFILE,
+        ids=" ".join(CLAIM_IDS),
+        variants=" ".join(VARIANTS),
+        frameworks=" ".join(FRAMEWORKS),
+        tol=config["tolerance"],
+        band=config["claims"]["band"],
+        out=lambda wildcards, output: os.path.dirname(output.csv),
+    conda:
+        ENV
+    container:
+        IMAGE_CPU
+    shell:
+        "python -m reports.claims --profile {params.profile} --claims {params.ids} "
+        "--variants {params.variants} --frameworks {params.frameworks} "
+        "--accuracy-points {params.tol[accuracy_points]} "
+        "--error-relative {params.tol[error_relative]} --band {params.band} "
+        "--out-dir {params.out} {input.results} --tables {input.tables} > {log} 2>&1"

@@ -3,7 +3,7 @@
 # a killed or failed job, rerun, resumes from its last finished epoch.
 
 
-# One rule per framework (train_torch, train_jax) because each runs in its own image: the CUDA
+# One rule per framework (train_torch, train_jax; train_torch_virtual in the claims profile) because each runs in its own image: the CUDA
 # builds of PyTorch and JAX conflict (workflow.md). SLURM resources are keyed by these names.
 for _fw in FRAMEWORKS:
 
@@ -29,12 +29,13 @@ for _fw in FRAMEWORKS:
             profile=PROFILE,
             out=lambda wildcards, output: os.path.dirname(output.result),
             data=lambda wildcards, input: os.path.dirname(input[0]),
+            config=f"--config {EFFECTIVE_CONFIG}" if EFFECTIVE_CONFIG else "",
         conda:
             ENV
         container:
-            train_image(_fw)
+            train_image(backend_of(_fw))
         shell:
             "python -m pipelines.train --framework {params.framework} "
             "--dataset {wildcards.dataset} --variant {wildcards.variant} "
             "--profile {params.profile} --seed {wildcards.seed} --out {params.out} "
-            "--data {params.data} --threads {threads} > {log} 2>&1"
+            "--data {params.data} --threads {threads} {params.config} > {log} 2>&1"

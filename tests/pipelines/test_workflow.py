@@ -63,7 +63,7 @@ def test_smoke_plan_everything(tmp_path):
 @pytest.mark.parametrize(
     "override,needle",
     [
-        ("profile=fast", "valid profiles: ['paper', 'smoke']"),
+        ("profile=fast", "valid profiles: ['paper', 'smoke', 'claims']"),
         ("datasets=[listops,mnist]", "'mnist' is not one of"),
         ("variants=[kw]", "'kw' is not one of"),
         ("frameworks=[tf]", "'tf' is not one of"),
