@@ -588,8 +588,10 @@ Variables = dict
 
 # Below this many channels (N_max) `build_model` leaves out the run-time branches by default:
 # a half-width bucket saves a few channels and the branches multiply the XLA compile time
-# (smoke sizes, krwd, N_max = 16, L = 256, CPU, fast-compile flags: first step 376 s with the
-# branches, 14 s without, step 70 ms vs 39 ms; issue 14). At the paper's N_max = 280 they pay.
+# (smoke sizes, krwd, N_max = 16, L = 256, batch 16, 1 CPU thread, the smoke profile's
+# fast-compile flags, one measurement on a heavily loaded shared machine: first step 376 s with
+# the branches, 14 s without; step 70 ms vs 39 ms; issue 14). At the paper's N_max = 280 they
+# pay (README, JAX vs PyTorch table: 3.5-4x faster steps).
 BRANCH_MIN_CHANNELS = 64
 
 
