@@ -590,8 +590,9 @@ Variables = dict
 # a half-width bucket saves a few channels and the branches multiply the XLA compile time
 # (smoke sizes, krwd, N_max = 16, L = 256, batch 16, 1 CPU thread, the smoke profile's
 # fast-compile flags, one measurement on a heavily loaded shared machine: first step 376 s with
-# the branches, 14 s without; step 70 ms vs 39 ms; issue 14). At the paper's N_max = 280 they
-# pay (README, JAX vs PyTorch table: 3.5-4x faster steps).
+# the branches, 14 s without; step 70 ms vs 39 ms; in whole smoke jobs, same machine, krwd JAX
+# jobs took 128-238 s with the branches and 76-133 s without; issue 14). At the paper's
+# N_max = 280 they pay (README, JAX vs PyTorch table: 3.5-4x faster steps).
 BRANCH_MIN_CHANNELS = 64
 
 
