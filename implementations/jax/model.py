@@ -586,17 +586,34 @@ class DNArch(nn.Module):
 Variables = dict
 
 
+# Below this many channels (N_max) `build_model` leaves out the run-time branches by default:
+# a half-width bucket saves a few channels and the branches multiply the XLA compile time
+# (smoke sizes, krwd, N_max = 16, L = 256, batch 16, 1 CPU thread, the smoke profile's
+# fast-compile flags, one measurement on a heavily loaded shared machine: first step 376 s with
+# the branches, 14 s without; step 70 ms vs 39 ms; in whole smoke jobs, same machine, krwd JAX
+# jobs took 128-238 s with the branches and 76-133 s without; issue 14). At the paper's
+# N_max = 280 they pay (README, JAX vs PyTorch table: 3.5-4x faster steps).
+BRANCH_MIN_CHANNELS = 64
+
+
 def build_model(
     cfg: ModelConfig,
     param_dtype: Any = jnp.float32,
-    skip_cut_blocks: bool = True,
-    width_buckets: tuple[float, ...] = (0.5, 1.0),
+    skip_cut_blocks: bool | None = None,
+    width_buckets: tuple[float, ...] | None = None,
 ) -> DNArch:
     """Build a DNArch model for `cfg` (all four variants, 1D and 2D, every head). The model
     always runs `virtual`; `cfg.mode` is ignored (module docstring). `skip_cut_blocks`,
-    `width_buckets`: see `DNArch`."""
+    `width_buckets`: see `DNArch`; None (default): `True` and `(0.5, 1.0)` when the network
+    has at least `BRANCH_MIN_CHANNELS` channels, else `False` and `(1.0,)` (the literal virtual
+    step: no branches to compile). Outputs and gradients are the same either way."""
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}")
+    branches = cfg.n_channels >= BRANCH_MIN_CHANNELS
+    if skip_cut_blocks is None:
+        skip_cut_blocks = branches
+    if width_buckets is None:
+        width_buckets = (0.5, 1.0) if branches else (1.0,)
     buckets = tuple(float(f) for f in width_buckets)
     if not buckets or not all(0.0 < f <= 1.0 for f in buckets):
         raise ValueError(

@@ -23,6 +23,23 @@ full-resolution convolution at positions i L / r (tested against `common.referen
 level). After the convolution the two modes differ by design: `trim` runs the pointwise layers
 and non-linearities at r, `virtual` at L (`grids.TRIM_RESOLUTION_BOUND`).
 
+Bucketed trim (issue 14; `build_model(cfg, bucketed=True)`, off by default): on a GPU a trimmed
+step pays only once its kernels are captured (`torch.compile`, CUDA graphs:
+`train.compiled_forward`), and a capture holds for one set of shapes. `plan(trim, bucketed=True)`
+rounds the kept sizes up to a few fixed values (`common.buckets`): channels (encoder and
+N_in, N_mid, N_out) to eighths of N_max in multiples of 8, kernel windows to odd eighths of the
+full tap grid, blocks run to quarters of the depth, and a cropped block's kept P-bins to the
+whole spectrum of its r-point grid. Each is the same function as exact trim, values and
+gradients (tests/implementations/torch/test_buckets.py, float64): the masks are 0 beyond the
+kept prefix, so the extra channels, taps, bins and blocks are multiplied by exact zeros.
+NOT bucketed: the resolution r. The output samples of a cropped block sit at (i + 1/2) L / r and
+the pointwise layers and GELUs after the convolution run on those samples: a larger r' would be
+the same band-limited convolution sampled more densely, but a different network after it
+(closer to `virtual`, not equal to exact trim). r is kept exact; it is already one of the few
+5-smooth FFT lengths (`grids.resolution_for_padded_bins`), so it adds few shapes.
+Mixed precision (`precision="bf16"`): the pointwise linears' GEMMs in bfloat16, results cast
+back to float32; FFTs, masks, BatchNorm and the kernel network stay float32.
+
 BatchNorm always uses the statistics of the current batch (Appx. E.1): no running averages.
 In `trim` mode the stream carries max(kept widths) channels instead of N_max: channels no layer
 writes are zero and the decoder reads only the carried ones, which changes nothing.
@@ -39,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from implementations.common import buckets as bk
 from implementations.common import complexity as cx
 from implementations.common import init
 from implementations.common import masks as ref
@@ -62,15 +80,25 @@ def _bshape(v: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     return v.view(1, -1, *([1] * spatial_dims))
 
 
-def pwlinear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Pointwise linear over the channel axis. x: (B, C_in, *S), weight: (C_out, C_in)."""
+def pwlinear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Pointwise linear over the channel axis. x: (B, C_in, *S), weight: (C_out, C_in).
+    `compute_dtype` (e.g. torch.bfloat16): the GEMM runs in it and the result comes back in
+    x's dtype (mixed precision for the pointwise linears only; the FFTs stay in float32)."""
     b, c = x.shape[:2]
     o = weight.shape[0]
+    out_dtype = x.dtype
+    if compute_dtype is not None and compute_dtype != x.dtype:
+        x, weight, bias = x.to(compute_dtype), weight.to(compute_dtype), bias.to(compute_dtype)
     flat = x.reshape(b, c, -1)  # (B, C_in, prod S)
     # one batched GEMM with the bias as its initial value: measured ~2x faster on a CPU
     # (forward + backward) than `weight @ flat + bias`
     y = torch.baddbmm(bias.view(1, o, 1).expand(b, o, flat.shape[2]), weight.expand(b, o, c), flat)
-    return y.view(b, o, *x.shape[2:])
+    return y.view(b, o, *x.shape[2:]).to(out_dtype)
 
 
 def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -104,12 +132,14 @@ class Encoder(nn.Module):
         self.width_mask = (
             SigmoidMask(n, cfg.tau_channel, cfg.threshold, cfg.width) if cfg.learns_width else None
         )
+        self.matmul_dtype: torch.dtype | None = None  # set by DNArch (`precision`)
 
     def forward(self, x: torch.Tensor, k: int, data_dim: int) -> torch.Tensor:
         """k: output channels computed (the encoder width mask's kept count in trim mode)."""
         if self.embedding is not None:
             x = self.embedding(x).transpose(1, 2)  # (B, L) -> (B, L, E) -> (B, E, L)
-        h = pwlinear(x, self.linear.weight[:k], self.linear.bias[:k])  # (B, k, *S)
+        w, b = self.linear.weight[:k], self.linear.bias[:k]
+        h = pwlinear(x, w, b, self.matmul_dtype)  # (B, k, *S)
         h = batch_norm(h, self.norm_weight[:k], self.norm_bias[:k])
         if self.width_mask is not None:
             h = h * _bshape(self.width_mask.values()[:k], data_dim)
@@ -153,6 +183,7 @@ class ResidualBlock(nn.Module):
         self.in_mask = width_mask() if cfg.learns_width else None
         self.mid_mask = width_mask() if cfg.learns_width else None
         self.out_mask = width_mask() if cfg.learns_width else None
+        self.matmul_dtype: torch.dtype | None = None  # set by DNArch (`precision`)
 
     # ---- what this block keeps -------------------------------------------------------------
     def res_values(self, axis: int) -> torch.Tensor:
@@ -196,6 +227,26 @@ class ResidualBlock(nn.Module):
                 for k, c in zip(self.full_taps, (max(c, 1) for c in counts[:d]))
             )
         return BlockPlan(widths, bins, resolution, windows)
+
+    def bucket_plan(self, plan: BlockPlan) -> BlockPlan:
+        """`plan` with every kept size rounded up to its bucket (`common.buckets`): widths to
+        eighths of N_max (multiples of 8), kernel windows to odd eighths of the full tap grid,
+        kept P-bins to the whole spectrum of the block's r-point grid. The resolution stays
+        exact (module docstring): the bucketed block computes the same function."""
+        n = self.linear1.in_features
+        widths = tuple(bk.width_bucket(w, n) for w in plan.widths)
+        bins = tuple(
+            bk.bins_bucket(k, r, s)
+            for k, r, s in zip(plan.kept_bins, plan.resolution, self.input_shape)
+        )
+        windows = plan.windows
+        if windows is not None:
+            windows = []
+            for (start, stop), full in zip(plan.windows, self.full_taps):
+                c = bk.taps_bucket(stop - start, full)
+                windows.append(((full - c) // 2, (full - c) // 2 + c))
+            windows = tuple(windows)
+        return BlockPlan(widths, bins, plan.resolution, windows)
 
     def kernel_floors(self, kept_bins: tuple[int, ...] | None) -> tuple[float, ...]:
         """Lower clamps of the kernel mask's sigma per axis at the block's current resolution
@@ -294,11 +345,15 @@ class ResidualBlock(nn.Module):
         h = self.conv_path(h, kernel_net, plan, hidden_cache) + _bshape(self.conv_bias[:k_in], d)
         if self.in_mask is not None:
             h = h * _bshape(self.in_mask.values()[:k_in], d)
-        h = pwlinear(h, self.linear1.weight[:k_mid, :k_in], self.linear1.bias[:k_mid])
+        h = pwlinear(
+            h, self.linear1.weight[:k_mid, :k_in], self.linear1.bias[:k_mid], self.matmul_dtype
+        )
         if self.mid_mask is not None:
             h = h * _bshape(self.mid_mask.values()[:k_mid], d)
         h = self.dropout(F.gelu(h))
-        h = pwlinear(h, self.linear2.weight[:k_out, :k_mid], self.linear2.bias[:k_out])
+        h = pwlinear(
+            h, self.linear2.weight[:k_out, :k_mid], self.linear2.bias[:k_out], self.matmul_dtype
+        )
         if self.out_mask is not None:
             h = h * _bshape(self.out_mask.values()[:k_out], d)
         h = F.gelu(h)
@@ -323,13 +378,21 @@ class ResidualBlock(nn.Module):
         return res, n, n, n
 
 
-class DNArch(nn.Module):
-    """A DNArch model. Build it with `build_model(cfg)`."""
+PRECISIONS = {"float32": None, "bf16": torch.bfloat16}
 
-    def __init__(self, cfg: ModelConfig):
+
+class DNArch(nn.Module):
+    """A DNArch model. Build it with `build_model(cfg)`; `bucketed` and `precision`: see
+    `build_model`."""
+
+    def __init__(self, cfg: ModelConfig, bucketed: bool = False, precision: str = "float32"):
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"DNArch: unknown precision {precision!r}; valid: {list(PRECISIONS)}")
         self.cfg = cfg
         self.mode = cfg.mode
+        self.bucketed = bool(bucketed)
+        self.precision = precision
         n = cfg.n_channels
         full_taps = tuple(kernel_taps(s) for s in cfg.input_shape)
         self.encoder = Encoder(cfg)
@@ -356,6 +419,8 @@ class DNArch(nn.Module):
         else:
             self.head = linear(n, cfg.out_size)
         self._target = cx.target_complexity(cfg)
+        for m in [self.encoder, *self.blocks]:
+            m.matmul_dtype = PRECISIONS[precision]
 
     # ---- input checks ------------------------------------------------------------------
     def _check_input(self, x: torch.Tensor) -> None:
@@ -395,12 +460,20 @@ class DNArch(nn.Module):
     # ---- forward -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
+        trim = self.mode == "trim"
+        return self.forward_planned(x, *self.plan(trim, bucketed=trim and self.bucketed))
+
+    def forward_planned(
+        self, x: torch.Tensor, k_enc: int, n_run: int, plans: list[BlockPlan]
+    ) -> torch.Tensor:
+        """The forward pass for a plan (`plan()`), without the input checks. Its tensor shapes
+        depend on x's shape and the plan's integers only, so a compiled version (`torch.compile`
+        or a CUDA graph) holds for every mask state with the same (bucketed) plan."""
         cfg = self.cfg
         trim = self.mode == "trim"
         batch = x.shape[0]
         if cfg.task == "retrieval":
             x = torch.cat([x[:, 0], x[:, 1]], dim=0)  # (2B, L): documents 1 then 2
-        k_enc, n_run, plans = self.plan(trim)
         h = self.encoder(x, k_enc, cfg.data_dim)  # (B', k_enc, *S)
         depth = self.depth_mask.values() if self.depth_mask is not None else None
         width = h.shape[1]
@@ -415,12 +488,13 @@ class DNArch(nn.Module):
             h = block(h, self.kernel_net, dv, p, cache)
         return self._decode(h, batch)
 
-    def plan(self, trim: bool) -> tuple[int, int, list[BlockPlan]]:
+    def plan(self, trim: bool, bucketed: bool = False) -> tuple[int, int, list[BlockPlan]]:
         """(encoder width, blocks run, one BlockPlan per block run) for a forward pass.
 
         In trim mode the kept counts (widths, depth, frequencies, kernel windows) come from the
         mask values with one host synchronisation in all, not one per mask: on a GPU each
-        `.item()` waits for the queue to drain."""
+        `.item()` waits for the queue to drain. `bucketed`: every kept count rounded up to its
+        bucket (`common.buckets`, `bucket_plan`); the same function, fewer distinct shapes."""
         n = self.cfg.n_channels
         if not trim:
             return n, len(self.blocks), [b.make_plan(None) for b in self.blocks]
@@ -434,9 +508,13 @@ class DNArch(nn.Module):
         counts = _count_nonzero(vecs)
         k_enc = counts.pop(0) if self.encoder.width_mask is not None else n
         n_run = counts.pop(0) if self.depth_mask is not None else len(self.blocks)
+        if bucketed:
+            k_enc = bk.width_bucket(k_enc, n)
+            n_run = bk.blocks_bucket(n_run, len(self.blocks))
         plans = []
         for block, vs in zip(self.blocks[:n_run], per_block):
-            plans.append(block.make_plan(counts[: len(vs)]))
+            p = block.make_plan(counts[: len(vs)])
+            plans.append(block.bucket_plan(p) if bucketed else p)
             counts = counts[len(vs) :]
         return k_enc, n_run, plans
 
@@ -594,11 +672,18 @@ def _count_nonzero(vectors: list[torch.Tensor]) -> list[int]:
     return torch.stack([torch.count_nonzero(v.detach()) for v in vectors]).tolist()
 
 
-def build_model(cfg: ModelConfig) -> DNArch:
-    """Build a DNArch model for `cfg` (all four variants, 1D and 2D, every head)."""
+def build_model(cfg: ModelConfig, bucketed: bool = False, precision: str = "float32") -> DNArch:
+    """Build a DNArch model for `cfg` (all four variants, 1D and 2D, every head).
+
+    `bucketed` (trim mode only; off by default): the kept sizes are rounded up to buckets
+    (`common.buckets`) so that a compiled or graph-captured step (`train.compiled_forward`)
+    is reused while the masks move; same outputs and gradients as exact trim.
+    `precision`: "float32", or "bf16" for the pointwise linears' GEMMs (results back in float32;
+    FFTs, masks and BatchNorm stay float32). TF32 is a process-wide switch
+    (`torch.backends.cuda.matmul.allow_tf32`), left to the caller."""
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}")
-    return DNArch(cfg)
+    return DNArch(cfg, bucketed=bucketed, precision=precision)
 
 
 @torch.no_grad()

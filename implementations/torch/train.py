@@ -79,3 +79,45 @@ def train_step(
         "task_loss": float(obj.detach()),
         "complexity_loss": float(comp.detach()),
     }
+
+
+class CompiledForward:
+    """`model(x)` with the plan computed eagerly (one host synchronisation, `DNArch.plan`) and
+    `DNArch.forward_planned` compiled by `torch.compile` once per distinct plan (issue 14).
+
+    With a bucketed trim model (`build_model(cfg, bucketed=True)`) the plans are few, so each
+    is traced and compiled once and then replayed while the masks move inside its buckets
+    (mode="reduce-overhead" adds CUDA graphs on a GPU). Without buckets every new kept size is a
+    new compilation. `traces` counts the graphs handed to the backend."""
+
+    def __init__(self, model: DNArch, backend: str = "inductor", mode: str | None = None):
+        import torch._dynamo
+
+        self.model = model
+        self.traces = 0
+        # one compiled graph per bucketed plan: allow many before dynamo falls back to eager
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
+        self._backend = backend
+
+        def count(gm, example_inputs):
+            self.traces += 1
+            if self._backend == "eager":
+                return gm.forward
+            return torch._dynamo.lookup_backend(self._backend)(gm, example_inputs)
+
+        kwargs = {"mode": mode} if mode is not None and backend == "inductor" else {}
+        if kwargs:  # torch.compile takes a mode only with its own inductor backend
+            self._fn = torch.compile(model.forward_planned, mode=mode, dynamic=False)
+        else:
+            self._fn = torch.compile(model.forward_planned, backend=count, dynamic=False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        model._check_input(x)
+        trim = model.mode == "trim"
+        return self._fn(x, *model.plan(trim, bucketed=trim and model.bucketed))
+
+
+def compiled_forward(model: DNArch, backend: str = "inductor", mode: str | None = None):
+    """A `CompiledForward` of `model` (see there)."""
+    return CompiledForward(model, backend, mode)

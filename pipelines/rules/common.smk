@@ -92,6 +92,15 @@ if _foreign:
         f"{_foreign[:3]}{' ...' if len(_foreign) > 3 else ''}; point paths.runs elsewhere or "
         "remove them"
     )
+# JAX's persistent compilation cache for the training jobs (issue 14): a rerun of the smoke
+# workflow (a failed job, a new target) reuses the XLA programs compiled before. It lives with
+# the profile's outputs (smoke/cache/jax: never committed, removed with them); the paper
+# profile leaves JAX's default (no cache) alone. An existing JAX_COMPILATION_CACHE_DIR wins.
+if PROFILE != "paper":
+    os.environ.setdefault(
+        "JAX_COMPILATION_CACHE_DIR",
+        str(Path(PATHS["runs"]).parent.resolve() / "cache" / "jax"),
+    )
 missing = sorted(set(config["datasets"]) - set(config["hyper"]))
 if missing:
     raise WorkflowError(

@@ -289,3 +289,18 @@ def test_run_time_branches_change_no_output_and_no_gradient(data_dim, head, seed
     assert fast_loss._cache_size() == 1
     text = str(jax.make_jaxpr(fast_loss)(variables))
     assert "cond[" in text  # decided at run time, not while tracing
+
+
+def test_branches_default_on_only_for_wide_networks():
+    """build_model's default: run-time branches (block skipping, half-width bucket) from
+    BRANCH_MIN_CHANNELS channels up; narrower networks get the literal step (issue 14)."""
+    small = ModelConfig(variant="krwd", data_dim=1, input_shape=(21,), in_channels=2, out_size=3)
+    small = small.replace(width=8, max_width=16)
+    wide = small.replace(width=140, max_width=280)
+    assert small.n_channels < jm.BRANCH_MIN_CHANNELS <= wide.n_channels
+    m = jm.build_model(small)
+    assert (m.skip_cut_blocks, m.bucket_widths()) == (False, (16,))
+    m = jm.build_model(wide)
+    assert (m.skip_cut_blocks, m.bucket_widths()) == (True, (140, 280))
+    m = jm.build_model(small, skip_cut_blocks=True, width_buckets=(0.5, 1.0))
+    assert (m.skip_cut_blocks, m.bucket_widths()) == (True, (8, 16))

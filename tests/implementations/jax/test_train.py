@@ -64,7 +64,8 @@ def test_train_step_compiles_once_while_masks_change(monkeypatch):
         kernel_hidden=8,
         dropout=0.1,
     )
-    model = jm.build_model(cfg)
+    # the run-time branches explicitly (below BRANCH_MIN_CHANNELS they are off by default)
+    model = jm.build_model(cfg, skip_cut_blocks=True, width_buckets=(0.5, 1.0))
     traces = []
     original = jt.train_step
 
