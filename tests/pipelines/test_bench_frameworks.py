@@ -7,9 +7,12 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from pipelines import bench_frameworks as bf
 
 
+@pytest.mark.slow  # 30 s of JAX compiles; the fast tier runs bench_gpu's tiny benchmark
 def test_tiny_run_writes_rows_ratios_and_provenance(tmp_path, monkeypatch):
     monkeypatch.setattr(bf, "SHAPES", {"1d": ((33,), 2, 1), "2d": ((9, 7), 2, 3)})
     real = bf.bench_config

@@ -104,6 +104,7 @@ def test_paper_profile_run_lists_its_deviations_from_table6(data, tmp_path):
 
     cfg = load_profile("paper")
     cfg["hyper"]["darcyflow"]["lr"] = 0.5  # an edited copy of the profile
+    cfg["model"].update(width=8, kernel_hidden=16)  # (also keeps the run short: CPU tier)
     path = tmp_path / "paper.yaml"
     path.write_text(yaml.safe_dump(cfg))
     meta = json.loads((data / "darcyflow" / "meta.json").read_text())
@@ -124,7 +125,10 @@ def test_paper_profile_run_lists_its_deviations_from_table6(data, tmp_path):
     keys = {d["key"]: d for d in r["deviations"]}
     assert keys["lr"]["value"] == 0.5 and keys["lr"]["paper"] == 0.02
     assert keys["epochs"]["value"] == 1 and keys["epochs"]["paper"] == 310
-    assert set(keys) == {"lr", "epochs"}  # nothing else differs from Table 6 / Sec. 3
+    assert keys["model.width"]["value"] == 8 and keys["model.width"]["paper"] == 140
+    assert keys["model.kernel_hidden"]["value"] == 16
+    # nothing else differs from Table 6 / Sec. 3
+    assert set(keys) == {"lr", "epochs", "model.width", "model.kernel_hidden"}
 
 
 @pytest.mark.parametrize("fw", ["torch", "jax"])

@@ -238,7 +238,10 @@ def _random_masks(model, variables, rng):
     return {"params": params, "buffers": variables["buffers"]}
 
 
-@pytest.mark.parametrize(("data_dim", "head", "seed"), [(1, "global", 0), (2, "dense", 2)])
+@pytest.mark.parametrize(
+    ("data_dim", "head", "seed"),
+    [(1, "global", 0), pytest.param(2, "dense", 2, marks=pytest.mark.slow)],  # 2D: 30 s compile
+)
 def test_run_time_branches_change_no_output_and_no_gradient(data_dim, head, seed):
     """Skipping depth-cut blocks and running blocks at a bucket width (the default model)
     against the literal virtual computation, float64, random mask states: outputs, loss and
