@@ -23,8 +23,6 @@ documented bound is `implementations.common.grids.TRIM_RESOLUTION_BOUND`.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import statistics
 import time
 
@@ -33,7 +31,7 @@ from tqdm import tqdm
 
 from implementations.common.config import ModelConfig
 from implementations.torch.model import build_model, set_sigmoid_masks
-from pipelines.provenance import provenance, torch_device, write_atomic, write_json
+from pipelines.provenance import provenance, torch_device, write_csv, write_json
 
 REFERENCE_CCNN_MS = 480.0  # public CCNN code, CCNN_{4,140}, L = 2048, batch 8, 2 threads
 
@@ -221,15 +219,6 @@ def bench_trimdiff(states: int, seed: int = 0, sizes=TRIMDIFF_SIZES) -> list[dic
     return rows
 
 
-def _write_csv(rows: list[dict], path: str) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write_atomic(path, buf.getvalue())
-    return buf.getvalue()
-
-
 def summarise_trimdiff(rows: list[dict]) -> str:
     """Median / 90th percentile / max of the block and output errors per w0."""
     lines = ["w0      block: median  p90     max      output: median  p90     max   (max|diff|)"]
@@ -264,24 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.which == "trimdiff":
         rows = bench_trimdiff(args.states)
-        text = _write_csv(rows, f"{args.out}/trimdiff.csv")
+        write_csv(f"{args.out}/trimdiff.csv", rows)
         write_json(
             f"{args.out}/trimdiff.json",
             provenance(device="cpu", seed=0, states=args.states,
                        wall_s=round(time.perf_counter() - t0, 1)),
         )  # fmt: skip
-        del text
         print(summarise_trimdiff(rows))
         return 0
     device = torch.device(args.device)
     rows = bench_trim(args.repeats, device)
     for r in rows:
         r["device"] = str(device)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write_atomic(f"{args.out}/trim.csv", buf.getvalue())
+    text = write_csv(f"{args.out}/trim.csv", rows)
     write_json(
         f"{args.out}/trim.json",
         provenance(
@@ -291,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             wall_s=round(time.perf_counter() - t0, 1),
         ),
     )
-    print(buf.getvalue())
+    print(text)
     return 0
 
 

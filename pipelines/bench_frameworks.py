@@ -25,9 +25,7 @@ time under 60 s.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import os
 import statistics
 import sys
@@ -39,7 +37,7 @@ import numpy as np
 
 from implementations.common.config import ModelConfig
 from pipelines.bench import cuda_sync
-from pipelines.provenance import jax_device, provenance, torch_device, write_atomic, write_json
+from pipelines.provenance import jax_device, provenance, torch_device, write_csv, write_json
 
 COLUMNS = [
     "model",
@@ -207,11 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                         "goal_met": "" if framework == "torch" else goal,
                     }
                 )
-    f = io.StringIO()
-    w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    write_atomic(args.out, f.getvalue())
+    write_csv(args.out, rows, COLUMNS)
     sidecar = args.out.with_suffix(".json")
     write_json(
         sidecar,

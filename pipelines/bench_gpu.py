@@ -27,9 +27,7 @@ grid runs in seconds: it checks the script, its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import math
 import os
 import statistics
@@ -41,7 +39,7 @@ import numpy as np
 
 from data_prep.registry import DATASETS
 from implementations.common.config import ModelConfig
-from pipelines.provenance import provenance, write_atomic, write_json
+from pipelines.provenance import provenance, write_csv, write_json
 from pipelines.settings import hyper, load_profile
 
 VARIANTS = ("ccnn", "k", "kr", "krwd")
@@ -310,11 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  job {r['job_gpu_hours']:>8} h",
                 flush=True,
             )
-    f = io.StringIO()
-    w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    write_atomic(args.out, f.getvalue())
+    write_csv(args.out, rows, COLUMNS)
     sidecar = args.out.with_suffix(".json")
     write_json(
         sidecar,

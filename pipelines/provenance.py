@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -89,3 +91,14 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_json(path: str | Path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> str:
+    """`rows` as a CSV (header `columns`, default the first row's keys) written atomically;
+    returns the text (benchmarks print or hash it)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns or list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(path, buf.getvalue())
+    return buf.getvalue()
