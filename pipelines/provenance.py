@@ -95,7 +95,7 @@ def write_json(path: str | Path, obj) -> None:
 
 def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> str:
     """`rows` as a CSV (header `columns`, default the first row's keys) written atomically;
-    returns the text (benchmarks print or hash it)."""
+    returns the text (a benchmark prints it)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns or list(rows[0]), lineterminator="\n")
     w.writeheader()
