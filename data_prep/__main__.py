@@ -27,6 +27,14 @@ def lra_extract_main(argv: list[str]) -> int:
     p.add_argument("--url", action="append", default=[], help="mirror URL of lra_release.gz")
     p.add_argument("--checksums", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="generate: a generator setting (ListOps: min_length=N, max_length=N, LRA's own "
+        "generator flags); an unknown key is an error that lists the accepted ones",
+    )
     a = p.parse_args(argv)
     try:
         m = extract_shared(
@@ -70,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         help="generate: the quick approximate path where the faithful one is slow (DarcyFlow: "
         "solve at 85 x 85 instead of 421 + splines); meta.json 'distribution' says which",
     )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="generate: a generator setting (ListOps: min_length=N, max_length=N, LRA's own "
+        "generator flags); an unknown key is an error that lists the accepted ones",
+    )
     a = p.parse_args(argv)
     try:
         meta = prepare(
@@ -85,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             cache=a.cache,
             progress=not a.no_progress,
             fast=a.fast,
+            options=a.option,
         )
     except DataError as e:
         print(f"data_prep: error: {e}", file=sys.stderr)

@@ -39,6 +39,7 @@ class Context:
     cache: Path | None = None
     progress: bool = True
     fast: bool = False  # generate: the quick approximate path where one exists (DarcyFlow)
+    options: dict[str, Any] = field(default_factory=dict)  # generator KEY=VALUE (--option)
     started: float = field(default_factory=time.time)
     generator_info: dict[str, Any] | None = None
     source_detail: dict[str, Any] = field(default_factory=dict)

@@ -28,8 +28,10 @@ def prepare(
     cache: Path | str | None = None,
     progress: bool = True,
     fast: bool = False,
+    options: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Prepare dataset `name` into `out`; returns the meta.json content."""
+    """Prepare dataset `name` into `out`; returns the meta.json content. `options` are the
+    generator's own KEY=VALUE settings (`GENERATE_OPTIONS` of the dataset module)."""
     spec = registry.get(name)
     if source not in ("download", "generate"):
         raise DataError(f"--source must be 'download' or 'generate', got '{source}'")
@@ -52,9 +54,33 @@ def prepare(
         fast=fast,
     )
     mod = spec.load_module()
+    ctx.options = parse_options(name, source, options, getattr(mod, "GENERATE_OPTIONS", {}))
     if source == "generate":
         mod.generate(ctx)
         raw = ctx.raw_dir
     else:
         raw = mod.fetch(ctx)
     return mod.preprocess(ctx, raw)
+
+
+def parse_options(
+    name: str, source: str, options: Sequence[str], accepted: dict[str, type]
+) -> dict[str, Any]:
+    """`KEY=VALUE` generator options -> {key: typed value}; one clear error for a bad one."""
+    if options and source != "generate":
+        raise DataError(f"{name}: --option applies to --source generate only, got {list(options)}")
+    out: dict[str, Any] = {}
+    for item in options:
+        key, sep, value = str(item).partition("=")
+        if not sep or key not in accepted:
+            known = ", ".join(f"{k}=<{t.__name__}>" for k, t in accepted.items()) or "none"
+            raise DataError(
+                f"{name}: unknown generator option '{item}'; this generator accepts: {known}"
+            )
+        try:
+            out[key] = accepted[key](value)
+        except ValueError:
+            raise DataError(
+                f"{name}: generator option {key}={value!r} is not a {accepted[key].__name__}"
+            ) from None
+    return out

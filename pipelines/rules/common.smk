@@ -236,6 +236,9 @@ def data_args(wildcards):
     size = config["hyper"][d]["generate_size"]
     if config["data_source"] == "generate" and size is not None:
         args += ["--size", str(size)]
+    if config["data_source"] == "generate":
+        for k, v in sorted(config["hyper"][d]["generate_options"].items()):
+            args += ["--option", f"{k}={v}"]
     if config["data_source"] == "generate" and config["generate_fast"]:
         args += ["--fast"]  # quick generators (DarcyFlow at 85 x 85); meta.json says so
     for f in config["data_files"].get(d, []):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -117,3 +118,42 @@ def test_malformed_row_names_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"basic_val\.tsv, line 3: malformed row"):
         prepare("listops", "download", out, files=[str(tmp_path / "raw")], progress=False)
     assert_no_artefact(out)
+
+
+def test_generator_length_options_reach_the_data(tmp_path):
+    """--option min_length/max_length (LRA's generator flags) bound every generated expression:
+    token count (plus EOS) inside (min, max), recorded in meta.json's generator info."""
+    meta = prepare(
+        "listops", "generate", tmp_path, size=16, progress=False,
+        options=["min_length=20", "max_length=60"],
+    )
+    assert meta["generator"]["min_length"] == 20 and meta["generator"]["max_length"] == 60
+    assert meta["distribution"] == "faithful"
+    assert "min_length=20, max_length=60" in meta["distribution_reason"]
+    for split in ("train", "val", "test"):
+        lengths = np.load(tmp_path / split / "lengths.npy")
+        assert lengths.size == meta["splits"][split]["size"]
+        assert 20 < lengths.min() and lengths.max() <= 60, (split, lengths.min(), lengths.max())
+    # held-out splits: 1/8 of train each (>= 4), not LRA's 1/48
+    assert meta["splits"]["val"]["size"] == meta["splits"]["test"]["size"] == 4
+    assert listops.split_sizes(4000) == {"train": 4000, "val": 500, "test": 500}
+
+
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        (["max_len=60"], "unknown generator option 'max_len=60'; this generator accepts: min_length"),
+        (["max_length=sixty"], "max_length='sixty' is not a int"),
+        (["min_length=60", "max_length=40"], "min_length=60, max_length=40"),
+        (["max_length=5000"], "max_length=5000 exceeds the 2048-token layout"),
+    ],
+)
+def test_bad_generator_options_fail_with_one_clear_error(tmp_path, options, needle):
+    with pytest.raises(DataError, match=re.escape(needle)):
+        prepare("listops", "generate", tmp_path / "out", size=8, progress=False, options=options)
+    assert not (tmp_path / "out" / "meta.json").exists()
+
+
+def test_options_need_the_generator(tmp_path):
+    with pytest.raises(DataError, match="--option applies to --source generate only"):
+        prepare("listops", "download", tmp_path, files=[str(tmp_path)], options=["max_length=60"])
