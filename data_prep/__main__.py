@@ -27,14 +27,6 @@ def lra_extract_main(argv: list[str]) -> int:
     p.add_argument("--url", action="append", default=[], help="mirror URL of lra_release.gz")
     p.add_argument("--checksums", default=None)
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="generate: a generator setting (ListOps: min_length=N, max_length=N, LRA's own "
-        "generator flags); an unknown key is an error that lists the accepted ones",
-    )
     a = p.parse_args(argv)
     try:
         m = extract_shared(
