@@ -88,8 +88,11 @@ def evaluate(tree: Tree) -> int:
     raise ValueError(op)
 
 
+LRA_LENGTHS = (500, 2000)  # LRA's generator flags min_length, max_length (the released data)
+
+
 def generate_rows(
-    n: int, seed: int, min_length: int = 500, max_length: int = 2000
+    n: int, seed: int, min_length: int = LRA_LENGTHS[0], max_length: int = LRA_LENGTHS[1]
 ) -> Iterator[tuple[str, int]]:
     """Yield `n` distinct (expression, value) with min_length < length < max_length."""
     rng = random.Random(seed)
@@ -108,8 +111,8 @@ def generate_rows(
         yield s, evaluate(tree)
 
 
-# LRA's generator flags (min_length 500, max_length 2000 in the released data); `--option`
-# sets them, e.g. shorter whole expressions for a CPU-scale study instead of truncated long ones.
+# `--option` sets LRA's length flags (LRA_LENGTHS by default), e.g. shorter whole expressions
+# for a CPU-scale study instead of truncated long ones.
 GENERATE_OPTIONS = {"min_length": int, "max_length": int}
 
 
@@ -120,9 +123,9 @@ def split_sizes(n_train: int) -> dict[str, int]:
     return {"train": n_train, "val": small, "test": small}
 
 
-def generate(ctx: Context, min_length: int = 500, max_length: int = 2000) -> dict[str, Any]:
-    min_length = int(ctx.options.get("min_length", min_length))
-    max_length = int(ctx.options.get("max_length", max_length))
+def generate(ctx: Context) -> dict[str, Any]:
+    min_length = ctx.options.get("min_length", LRA_LENGTHS[0])
+    max_length = ctx.options.get("max_length", LRA_LENGTHS[1])
     if not 5 <= min_length < max_length - 1:
         raise DataError(
             f"listops: generator lengths need 5 <= min_length < max_length - 1 (tokens), got "
@@ -151,7 +154,7 @@ def generate(ctx: Context, min_length: int = 500, max_length: int = 2000) -> dic
         "algorithm": "LRA listops tree(depth=1, max_depth=10, max_args=10), seeded",
     }
     ctx.generator_info = info
-    if (min_length, max_length) != (500, 2000):  # the registry's audit is of LRA's lengths
+    if (min_length, max_length) != LRA_LENGTHS:  # the registry's audit is of LRA's lengths
         ctx.distribution = (
             "faithful",
             f"LRA listops.py tree law at min_length={min_length}, max_length={max_length} "

@@ -233,14 +233,14 @@ def data_args(wildcards):
     args = ["--source", config["data_source"]]
     if uses_lra_cache(d):
         args += ["--file", f"{LRA_CACHE}/raw/lra_extracted"]
-    size = config["hyper"][d]["generate_size"]
-    if config["data_source"] == "generate" and size is not None:
-        args += ["--size", str(size)]
     if config["data_source"] == "generate":
+        size = config["hyper"][d]["generate_size"]
+        if size is not None:
+            args += ["--size", str(size)]
         for k, v in sorted(config["hyper"][d]["generate_options"].items()):
             args += ["--option", f"{k}={v}"]
-    if config["data_source"] == "generate" and config["generate_fast"]:
-        args += ["--fast"]  # quick generators (DarcyFlow at 85 x 85); meta.json says so
+        if config["generate_fast"]:
+            args += ["--fast"]  # quick generators (DarcyFlow at 85 x 85); meta.json says so
     for f in config["data_files"].get(d, []):
         args += ["--file", f]
     for u in config["data_urls"].get(d, []):
