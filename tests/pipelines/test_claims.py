@@ -136,6 +136,15 @@ def test_bad_claims_profile_fails_before_any_job(tmp_path, override, needle):
     assert "Job stats" not in p.stdout
 
 
+def test_generator_options_reach_the_data_command(tmp_path):
+    """The profile's `generate_options` (ListOps: LRA's length flags) are what the data job
+    runs with: the claims study's ListOps is 32-128-token expressions, not LRA's 500-2000."""
+    p = snakemake("-n", "-p", "--directory", str(tmp_path), "--config", "profile=claims",
+                  "--", "claims/data/listops/meta.json")  # fmt: skip
+    assert "--option max_length=128 --option min_length=32" in p.stdout
+    assert "--size 4000" in p.stdout
+
+
 def test_run_directory_of_another_profile_fails_before_any_job(tmp_path):
     run = tmp_path / "claims/runs/listops/k/torch/seed0"
     run.mkdir(parents=True)
