@@ -1,7 +1,13 @@
-"""Training CLI of dnarch-repro (paper Sec. 3, Appx. E.2, Table 6), one run per call:
+"""Training CLI of dnarch-repro (paper Sec. 3, Appx. E.2, Table 6), one run per variant:
 
-    python -m pipelines.train --framework torch|jax --dataset D --variant V \
+    python -m pipelines.train --framework torch|jax --dataset D --variant V [V ...] \
         --profile paper|smoke --seed S --out DIR [--data DATA_DIR]
+
+Several variants: one process trains them one after the other, each into `--out` with
+"{variant}" replaced by its name (the smoke profile's `group_variants`: a process start, the
+framework imports and the small eager programs once per dataset instead of once per run).
+Each run is exactly the run a separate call gives (same seeds, same numbers, tested); a
+failing variant does not stop the others, the exit code is the first failure's.
 
 Hyperparameters come from the profile (pipelines/config/<profile>.yaml, validated against
 pipelines/config/schema.yaml): AdamW, linear warm-up then cosine annealing (per optimiser
@@ -45,6 +51,7 @@ mask (Cosmic). The channels-first (torch) / channels-last (JAX) boundary is in p
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import hashlib
 import io
@@ -152,6 +159,7 @@ class TorchBackend:
             self.model, hp["lr"], hp["weight_decay"], warmup, total
         )
         self.loss, self.lam, self.cfg = loss, lam, cfg
+        self._memo_cache: dict = {}
         self.names = {id(p): n for n, p in self.model.named_parameters()}
 
     def _t(self, a: np.ndarray, kind: str):
@@ -269,6 +277,7 @@ class JaxBackend:
         init = jax.jit(lambda key: jt.init_train_state(model, tx, key))
         self.state = init(jax.random.PRNGKey(seed))
         self.loss, self.lam, self.cfg = loss, lam, cfg
+        self._memo_cache: dict = {}
         self._step = jt.jit_train_step(self.model, self.tx, loss, lam)
         self._sizes = jax.jit(lambda v: model.apply(v, method=jm.DNArch.mask_size_values))
         self._complexity = jax.jit(lambda v: jm.complexity(model, v))
@@ -313,16 +322,39 @@ class JaxBackend:
         c = float(self._complexity(self._variables()))
         return c / self.jm.complexity_target(self.model)
 
+    def _mask_key(self) -> bytes:
+        """The mask parameters' bytes: the architecture depends on nothing else."""
+        parts = []
+        for path, _, _ in self.jm.mask_bounds(self.cfg):
+            leaf = self.state.params
+            for k in path:
+                leaf = leaf[k]
+            parts.append(np.asarray(leaf).tobytes())
+        return b"|".join(parts)
+
+    def _memo(self, name: str, compute):
+        """`compute()` once per mask-parameter values: the eager evaluation costs ~0.1 s of
+        JAX dispatch per call, and a run asks again for the same masks (the last epoch's row,
+        the final result, the best epoch's reload)."""
+        key = (name, self._mask_key())
+        if key not in self._memo_cache:
+            self._memo_cache[key] = compute()
+        return copy.deepcopy(self._memo_cache[key])
+
     def realised_ratio(self) -> float:
         """C of what a trimmed network computes (kept integer sizes) over C_target."""
-        c = self.jm.realised_complexity(self.model, self._variables())
+        c = self._memo(
+            "realised", lambda: self.jm.realised_complexity(self.model, self._variables())
+        )
         return c / self.jm.complexity_target(self.model)
 
     def mask_sizes(self) -> dict[str, float]:
         return {k: float(v) for k, v in sorted(self._sizes(self._variables()).items())}
 
     def architecture(self) -> list[dict]:
-        return self.jm.architecture(self.model, self._variables())
+        return self._memo(
+            "architecture", lambda: self.jm.architecture(self.model, self._variables())
+        )
 
     def device_name(self) -> str:
         return P.jax_device()
@@ -350,7 +382,14 @@ class JaxBackend:
 
     def load(self, path: Path) -> dict:
         blob = self.ser.msgpack_restore(Path(path).read_bytes())
-        self.state = self.ser.from_state_dict(self.state, blob["state"])
+        try:
+            self.state = self.ser.from_state_dict(self.state, blob["state"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise TrainError(
+                f"{path}: its training state does not fit this version's ({e}); checkpoints "
+                "written before the flat JAX optimiser state (issue 14) cannot be resumed: "
+                "delete it to start afresh or pass another --out"
+            ) from None
         return json.loads(blob["extra"])
 
 
@@ -429,15 +468,38 @@ def write_metrics(path: Path, history: list[dict]) -> None:
     P.write_atomic(path, buf.getvalue())
 
 
+# XLA's cheapest CPU compilation (smoke profile, issue 14): no LLVM optimisation, and on x86
+# code for SSE4.2 instead of the widest vector unit present. Tiny programs spend their time in
+# compilation, not in running: the krwd smoke step (cifar10, 719 fusions) compiled in 9.4-9.8
+# CPU-s with the SSE4.2 cap against 11.2-12.3 CPU-s without (two runs each, same machine).
+# The cap changes no float semantics (no fast-math); it only narrows the vector instructions.
+FAST_COMPILE_FLAGS = (
+    "--xla_backend_optimization_level=0",
+    "--xla_llvm_disable_expensive_passes=true",
+)
+X86_FAST_COMPILE_FLAGS = ("--xla_cpu_max_isa=SSE4_2",)
+
+
+def fast_compile_flags(machine: str | None = None) -> list[str]:
+    """XLA_FLAGS for the cheapest CPU compilation on this `machine` (platform.machine())."""
+    import platform
+
+    machine = (machine or platform.machine()).lower()
+    x86 = machine in ("x86_64", "amd64", "i686", "i386")
+    return [*FAST_COMPILE_FLAGS, *(X86_FAST_COMPILE_FLAGS if x86 else ())]
+
+
 def configure_xla(threads: int, fast_compile: bool) -> None:
     """Before importing a framework: one job = `threads` cores (Snakemake `threads:`), and
-    optionally XLA's cheapest CPU compilation (smoke profile)."""
+    optionally XLA's cheapest CPU compilation (smoke profile). XLA_FLAGS set by the caller
+    win, flag by flag."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     flags = os.environ.get("XLA_FLAGS", "").split()
     if threads == 1 and not any("intra_op_parallelism_threads" in f for f in flags):
         flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
-    if fast_compile and not any("xla_backend_optimization_level" in f for f in flags):
-        flags += ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
+    if fast_compile:
+        given = {f.split("=")[0] for f in flags}
+        flags += [f for f in fast_compile_flags() if f.split("=")[0] not in given]
     os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
@@ -706,10 +768,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--framework", required=True, choices=FRAMEWORKS)
     p.add_argument("--dataset", required=True, choices=list(DATASETS))
-    p.add_argument("--variant", required=True, choices=VARIANTS)
+    p.add_argument(
+        "--variant",
+        required=True,
+        nargs="+",
+        choices=VARIANTS,
+        help="one or more variants; with several, --out must contain {variant}",
+    )
     p.add_argument("--profile", required=True, choices=PROFILES)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="run directory (metrics, checkpoint, result)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="run directory (metrics, checkpoint, result); {variant} is replaced by the variant",
+    )
     p.add_argument("--data", default=None, help="dataset artefacts (default: paths.data/D)")
     p.add_argument("--config", default=None, help="profile YAML (default: the shipped one)")
     p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
@@ -722,14 +794,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def run_args(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One namespace per requested variant (`variant` a single name, `out` formatted)."""
+    variants = list(dict.fromkeys(args.variant))  # repeated names run once
+    if len(variants) > 1 and "{variant}" not in args.out:
+        raise TrainError(
+            f"--out {args.out!r} is one directory for {len(variants)} variants "
+            f"({' '.join(variants)}); put {{variant}} in it, e.g. runs/D/{{variant}}/seed0"
+        )
+    return [
+        argparse.Namespace(**{**vars(args), "variant": v, "out": args.out.replace("{variant}", v)})
+        for v in variants
+    ]
+
+
+def _exit_code(e: Exception) -> int:
+    return 2 if isinstance(e, NonFiniteLoss) else 3 if isinstance(e, Interrupted) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        train(args)
-    except (TrainError, SettingsError, DataError, ValueError) as e:
+        runs = run_args(args)
+    except TrainError as e:
         print(f"pipelines.train: error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, NonFiniteLoss) else 3 if isinstance(e, Interrupted) else 1
-    return 0
+        return 1
+    code = 0
+    for one in runs:
+        try:
+            train(one)
+        except (TrainError, SettingsError, DataError, ValueError) as e:
+            where = f" ({one.variant})" if len(runs) > 1 else ""
+            print(f"pipelines.train: error{where}: {e}", file=sys.stderr)
+            code = code or _exit_code(e)
+            if isinstance(e, Interrupted):  # a debug stop is meant to end the process
+                break
+    return code
 
 
 if __name__ == "__main__":

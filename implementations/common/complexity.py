@@ -109,6 +109,29 @@ def network_cost(
     return total + decoder_cost(shape.length, n_enc, shape.out_size, shape.task, shape.head_hidden)
 
 
+def network_cost_stacked(
+    shape: NetworkShape,
+    n_enc: Number,
+    sizes: tuple[Any, Any, Any, Any],
+    depth_size: Number,
+    log2: Callable,
+    clip01: Callable,
+    index: Any,
+    total: Callable,
+) -> Number:
+    """`network_cost` with the blocks' sizes stacked: `sizes` = (res, n_in, n_mid, n_out), each
+    an array with one entry per instantiated block in order, `index` the array [0, 1, ...] and
+    `total` the array sum. The same formula written once over the block axis, so a compiled
+    train step holds a few vector operations instead of a chain of scalar ones per block
+    (issue 14: XLA copies such chains into every fusion that reads them). Equals
+    `network_cost` up to the order of the float additions over blocks."""
+    res, n_in, n_mid, n_out = sizes
+    blocks = total(clip01(depth_size - index) * block_cost(res, n_in, n_mid, n_out, log2))
+    docs = 2 if shape.task == "retrieval" else 1
+    out = docs * (encoder_cost(shape.length, shape.n_features, n_enc, shape.tokens) + blocks)
+    return out + decoder_cost(shape.length, n_enc, shape.out_size, shape.task, shape.head_hidden)
+
+
 def _clip01(v: float) -> float:
     return min(max(v, 0.0), 1.0)
 

@@ -508,17 +508,23 @@ class DNArch(nn.Module):
         shape = cx.network_shape(cfg)
         mask = self.encoder.width_mask
         n_enc = mask.size() if mask is not None else float(cfg.width)
+        dtype = self.kernel_net.freqs.value.dtype
         terms = [block.complexity_terms() for block in self.blocks]
+        # stacked over blocks: a few vector ops in the compiled step instead of scalar chains
+        # per block that XLA copies into every fusion reading them (issue 14)
+        sizes = tuple(jnp.stack([jnp.asarray(t[i], dtype) for t in terms]) for i in range(4))
         depth = self.depth_mask.size() if self.depth_mask is not None else float(cfg.blocks)
-        c = cx.network_cost(
+        c = cx.network_cost_stacked(
             shape,
             n_enc,
-            terms,
+            sizes,
             depth,
             log2=jnp.log2,
             clip01=clip01,
+            index=jnp.arange(len(terms), dtype=dtype),
+            total=jnp.sum,
         )
-        return jnp.asarray(c, dtype=self.kernel_net.freqs.value.dtype)
+        return jnp.asarray(c, dtype=dtype)
 
     def mask_values(self) -> dict[str, jax.Array]:
         """Every mask's values on its full axis (kernel masks: on the full-resolution tap

@@ -77,15 +77,51 @@ def make_optimizer(
         values = jnp.asarray(table)  # float64 when x64 is on, else float32
         return values[jnp.minimum(count, last)]
 
-    tx = optax.adamw(
-        schedule,
-        b1=ADAM_BETAS[0],
-        b2=ADAM_BETAS[1],
-        eps=ADAM_EPS,
-        weight_decay=weight_decay,
-        mask=lambda params: param_groups(model, params),
-    )
+    tx = flat_adamw(schedule, weight_decay, lambda params: param_groups(model, params))
     return tx, schedule
+
+
+def flat_adamw(schedule: Any, weight_decay: float, decay_mask: Any) -> optax.GradientTransformation:
+    """optax.adamw(schedule, ADAM_BETAS, ADAM_EPS, weight_decay, mask=decay_mask) on ONE flat
+    vector of all parameters (issue 14): the same element-wise arithmetic, but XLA compiles
+    a handful of fused loops for the update instead of several per parameter leaf (krwd smoke
+    step: 719 -> 566 fusions, 1.5 CPU-s less compile time). The moments are stored flat;
+    `decay_mask(params)` is a tree of Python bools like `params` (static), turned into a
+    constant 0/1 vector, so masked-out leaves get `+ weight_decay * 0 * p` = exactly nothing."""
+    from jax.flatten_util import ravel_pytree
+
+    adam = optax.scale_by_adam(b1=ADAM_BETAS[0], b2=ADAM_BETAS[1], eps=ADAM_EPS)
+    rate = optax.scale_by_learning_rate(schedule)
+
+    def decay_vector(params) -> np.ndarray:
+        leaves = jax.tree_util.tree_leaves(params)
+        flags = jax.tree_util.tree_leaves(decay_mask(params))
+        if len(flags) != len(leaves):
+            raise ValueError(
+                f"flat_adamw: the decay mask has {len(flags)} leaves, the parameters "
+                f"{len(leaves)}; it must be a tree of bools shaped like the parameters"
+            )
+        parts = [
+            np.full(int(np.prod(p.shape)), float(bool(m)), np.dtype(p.dtype))
+            for m, p in zip(flags, leaves)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        return (adam.init(flat), optax.EmptyState(), rate.init(flat))
+
+    def update(grads, state, params):
+        """adamw = chain(scale_by_adam, add_decayed_weights(mask), scale_by_learning_rate)."""
+        g, unravel = ravel_pytree(grads)
+        p, _ = ravel_pytree(params)
+        adam_state, empty, rate_state = state
+        u, adam_state = adam.update(g, adam_state, p)
+        u = u + weight_decay * jnp.asarray(decay_vector(params), p.dtype) * p
+        u, rate_state = rate.update(u, rate_state, p)
+        return unravel(u), (adam_state, empty, rate_state)
+
+    return optax.GradientTransformation(init, update)
 
 
 @flax.struct.dataclass

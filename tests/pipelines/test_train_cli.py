@@ -227,3 +227,47 @@ def test_resizer_pool_crop_stride():
     tok = np.arange(18).reshape(1, 2, 9)
     np.testing.assert_array_equal(r3.apply({"inputs": tok}, tokens=True)["inputs"], tok[..., :5])
     assert Resizer.from_settings(meta2, {"input_shape": None}) is None
+
+
+@pytest.mark.parametrize(("fw", "variants"), [("torch", ["krwd", "ccnn"]), ("jax", ["k", "ccnn"])])
+def test_several_variants_in_one_process_equal_separate_runs(fw, variants, data, tmp_path):
+    """`--variant A B` (the smoke profile's group_variants) trains each variant exactly as a
+    separate process does: nothing of the first run (seeds, RNG state, caches, memoised
+    architectures) leaks into the second. Equal metrics.csv (but wall times) and results."""
+    argv = ["--framework", fw, "--dataset", "listops", "--profile", "smoke", "--no-progress"]
+    argv += ["--data", str(data / "listops")]
+    out = str(tmp_path / "group" / "{variant}")
+    assert T.main([*argv, "--variant", *variants, "--out", out]) == 0
+    for v in variants:
+        assert T.main([*argv, "--variant", v, "--out", str(tmp_path / "alone" / v)]) == 0
+        group, alone = tmp_path / "group" / v, tmp_path / "alone" / v
+        assert _metrics(group / "metrics.csv") == _metrics(alone / "metrics.csv"), v
+        a = json.loads((group / "result.json").read_text())
+        b = json.loads((alone / "result.json").read_text())
+        assert a["variant"] == v
+        for key in ("test_metric", "test_loss", "c_ratio", "c_ratio_realised", "architecture"):
+            assert a[key] == b[key], (v, key)
+
+
+def test_several_variants_need_variant_in_out(tmp_path, capsys):
+    argv = ["--framework", "torch", "--dataset", "listops", "--variant", "k", "kr"]
+    argv += ["--profile", "smoke", "--out", str(tmp_path / "one")]
+    assert T.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "one directory for 2 variants (k kr); put {variant} in it" in err
+
+
+def test_a_failing_variant_does_not_stop_the_others(monkeypatch, tmp_path, capsys):
+    ran = []
+
+    def fake_train(args):
+        ran.append((args.variant, args.out))
+        if args.variant == "k":
+            raise T.NonFiniteLoss("non-finite loss (nan) at step 3")
+
+    monkeypatch.setattr(T, "train", fake_train)
+    argv = ["--framework", "torch", "--dataset", "listops", "--variant", "k", "kr", "k"]
+    argv += ["--profile", "smoke", "--out", str(tmp_path / "{variant}" / "s0")]
+    assert T.main(argv) == 2  # the first failure's code (NaN: 2); repeated names run once
+    assert ran == [("k", str(tmp_path / "k" / "s0")), ("kr", str(tmp_path / "kr" / "s0"))]
+    assert "error (k): non-finite loss" in capsys.readouterr().err

@@ -53,6 +53,18 @@ def test_paper_plan_for_table1(tmp_path):
 def test_smoke_plan_everything(tmp_path):
     p = snakemake("-n", "--directory", str(tmp_path), "--config", "profile=smoke")
     counts = job_counts(p.stdout)
+    # group_variants: one job per (dataset, framework) trains the four variants
+    assert counts["train_torch"] == counts["train_jax"] == 10
+    grouped = snakemake(
+        "-n", "-p", "--directory", str(tmp_path), "smoke/runs/cosmic/kr/jax/seed0/result.json",
+        "--config", "profile=smoke",
+    )  # fmt: skip
+    assert "--variant ccnn k kr krwd " in grouped.stdout
+    assert "--out 'smoke/runs/cosmic/{variant}/jax/seed0'" in grouped.stdout
+    ungrouped = snakemake(
+        "-n", "--directory", str(tmp_path), "--config", "profile=smoke", "group_variants=False"
+    )
+    counts = job_counts(ungrouped.stdout)
     assert counts["train_torch"] == counts["train_jax"] == 10 * 4
     assert counts["data"] == 10
     assert counts["results_table"] == 3 and counts["architecture_table"] == 2
@@ -105,7 +117,7 @@ def test_tiny_workflow_runs_and_reruns_as_nothing_to_do(tmp_path):
     assert set(t1["variant"]) == {"krwd"} and set(t1["profile"]) == {"smoke"}
     assert t1["torch_verdict"].str.startswith("not comparable").all()
     assert (t1["torch_seeds"] == 1).all() and (t1["jax_seeds"] == 1).all()
-    bench = tmp_path / "smoke/benchmarks/train/listops/krwd/jax/seed0.tsv"
+    bench = tmp_path / "smoke/benchmarks/train/listops/jax/seed0.tsv"  # group_variants
     assert bench.read_text().startswith("s\t")
     assert not (tmp_path / "reports").exists() and not (tmp_path / "results").exists()
     again = snakemake("--cores", "2", "--directory", str(tmp_path), *config)
@@ -117,7 +129,7 @@ def test_tiny_workflow_runs_and_reruns_as_nothing_to_do(tmp_path):
     (run / "result.json").unlink()
     target = "smoke/runs/darcyflow/krwd/torch/seed0/result.json"
     snakemake("--cores", "2", "--directory", str(tmp_path), target, *config)
-    log = (tmp_path / "smoke/logs/train/darcyflow/krwd/torch/seed0.log").read_text()
+    log = (tmp_path / "smoke/logs/train/darcyflow/torch/seed0.log").read_text()
     assert "resuming from" in log
     import json
 

@@ -64,3 +64,34 @@ def test_retrieval_counts_both_documents():
     # twice encoder + blocks + pooling, then the MLP instead of the global head's PWLinear
     assert two == pytest.approx(2 * (one - N * 2) + 4 * N * H + 4 * N + H * 2, rel=1e-15)
     assert L  # keep the symbols of the hand formula visible
+
+
+@pytest.mark.parametrize("task", ["global", "dense", "retrieval"])
+@pytest.mark.parametrize("depth", [0.4, 2.0, 2.7, 4.0])
+def test_stacked_cost_equals_the_per_block_sum(task, depth):
+    """network_cost_stacked (the JAX train step's form) = network_cost, float64, odd sizes,
+    fractional depth, every head; tolerance 1e-14 relative (only the order of additions)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    shape = cx.NetworkShape(
+        length=173, n_features=3, out_size=5, task=task, tokens=False, head_hidden=11
+    )
+    res, n_in, n_mid, n_out = rng.uniform(1.0, 173.0, (4, 4))
+    blocks = list(zip(res, n_in, n_mid, n_out))
+    clip = lambda v: np.clip(v, 0.0, 1.0)
+    want = cx.network_cost(shape, 6.3, blocks, depth, np.log2, clip)
+    got = cx.network_cost_stacked(
+        shape, 6.3, (res, n_in, n_mid, n_out), depth, np.log2, clip, np.arange(4.0), np.sum
+    )
+    assert got == pytest.approx(want, rel=1e-14)
+    # by hand for one block: the depth weight multiplies the block's cost
+    one = cx.network_cost_stacked(
+        shape, 6.3, tuple(a[:1] for a in (res, n_in, n_mid, n_out)), 0.5, np.log2, clip,
+        np.arange(1.0), np.sum,
+    )  # fmt: skip
+    docs = 2 if task == "retrieval" else 1
+    enc = cx.encoder_cost(173, 3, 6.3, False)
+    dec = cx.decoder_cost(173, 6.3, 5, task, 11)
+    b0 = cx.block_cost(res[0], n_in[0], n_mid[0], n_out[0], math.log2)
+    assert one == pytest.approx(docs * (enc + 0.5 * b0) + dec, rel=1e-14)
