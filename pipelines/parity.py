@@ -63,6 +63,7 @@ import csv
 import dataclasses
 import io
 import itertools
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -566,6 +567,7 @@ def write_provenance(path: Path, cases: list[Case], seed: int, wall_s: float) ->
                 for v, d, h in sorted({(c.variant, c.data_dim, c.head) for c in cases})
             },
             wall_s=round(wall_s, 1),
+            xla_flags=os.environ.get("XLA_FLAGS", ""),
         ),
     )
 
@@ -621,7 +623,17 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("results/parity/parity.csv"),
         help="the CSV; provenance goes to OUT.json",
     )
+    p.add_argument(
+        "--fast-compile",
+        action="store_true",
+        help="XLA's cheapest CPU compilation (the smoke profile's xla_fast_compile): no LLVM "
+        "optimisation; float semantics unchanged",
+    )
     args = p.parse_args(argv)
+    if args.fast_compile:
+        from pipelines.train import configure_xla
+
+        configure_xla(1, True)
 
     import jax
 

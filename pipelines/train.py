@@ -272,10 +272,8 @@ class JaxBackend:
             self.model, hp["lr"], hp["weight_decay"], warmup, total
         )
         model, tx = self.model, self.tx
-        # Jitted where possible: eager Flax dispatches (and compiles) every small op, which
-        # costs seconds per run at the smoke sizes.
-        init = jax.jit(lambda key: jt.init_train_state(model, tx, key))
-        self.state = init(jax.random.PRNGKey(seed))
+        # Eager: init_variables draws on the host and compiles only a small layout program
+        self.state = jt.init_train_state(model, tx, jax.random.PRNGKey(seed))
         self.loss, self.lam, self.cfg = loss, lam, cfg
         self._memo_cache: dict = {}
         self._step = jt.jit_train_step(self.model, self.tx, loss, lam)

@@ -65,8 +65,9 @@ from implementations.common.grids import (
     padded_frequency_coordinates,
     resolution_for_padded_bins,
 )
+from implementations.common.weight_map import to_jax_layout, weight_map
 from implementations.jax.fourier import fft_conv, masked_conv
-from implementations.jax.init import dense, initializer
+from implementations.jax.init import dense, host_draw, initializer, placeholder_draws
 from implementations.jax.kernels import KernelNet
 from implementations.jax.masks import (
     GaussianMask,
@@ -638,9 +639,45 @@ def example_input(cfg: ModelConfig, batch: int = 2, dtype: Any = jnp.float32) ->
 
 
 def init_variables(model: DNArch, key: jax.Array) -> Variables:
-    """{"params": ..., "buffers": {"kernel_net": {"freqs": ...}}} for `model`."""
-    variables = model.init({"params": key}, example_input(model.cfg, 2, model.param_dtype))
-    return {"params": variables["params"], "buffers": variables["buffers"]}
+    """{"params": ..., "buffers": {"kernel_net": {"freqs": ...}}} for `model`.
+
+    Every random tensor is drawn on the host from its law (`common.init.law_for`, through the
+    weight map's PyTorch names) by `jax.init.host_draw`, seeded by `key`'s bits and the
+    tensor's name; masks and constants come from the Flax modules (a jitted init whose draws
+    are placeholders). Same law as a Flax draw, but no random-number program to compile
+    (issue 14). Under a trace (`jax.jit`, `jax.eval_shape`) the key has no value to seed the
+    host with: the Flax modules draw with `jax.random` instead (the same law, other numbers).
+    Call it outside `jax.jit` (it compiles what it needs itself)."""
+    x = example_input(model.cfg, 2, model.param_dtype)
+    if isinstance(key, jax.core.Tracer):
+        traced = model.init({"params": key}, x)
+        return {"params": traced["params"], "buffers": traced["buffers"]}
+    with placeholder_draws():
+        layout = jax.jit(lambda: model.init({"params": jax.random.PRNGKey(0)}, x))()
+    variables = {
+        "params": _as_dict(layout["params"]),
+        "buffers": _as_dict(layout["buffers"]),
+    }
+    seed = np.asarray(jax.random.key_data(key))
+    for entry in weight_map(model.cfg):
+        rule = init.law_for(entry.torch_name, model.cfg)
+        if rule.kind not in ("uniform", "normal"):
+            continue
+        leaf = variables
+        for k in entry.jax_path[:-1]:
+            leaf = leaf[k]
+        old = leaf[entry.jax_path[-1]]
+        shape = old.shape[::-1] if entry.transform == "transpose" else old.shape
+        value = host_draw(rule, tuple(shape), seed, entry.torch_name, old.dtype)
+        leaf[entry.jax_path[-1]] = jnp.asarray(to_jax_layout(value, entry.transform))
+    return variables
+
+
+def _as_dict(tree: Any) -> dict:
+    """A nested plain-dict copy of a (Frozen)dict tree."""
+    if hasattr(tree, "items"):
+        return {k: _as_dict(v) for k, v in tree.items()}
+    return tree
 
 
 def complexity(model: DNArch, variables: Variables) -> jax.Array:

@@ -125,3 +125,26 @@ def test_tpu_profile_selects_the_tpu_image(tmp_path):
     assert value(args.resources["tpu"]) == 1
     assert value(args.set_resources["train_jax"]["gpu"]) == 0
     assert "train_torch" not in args.set_resources
+
+
+def test_smoke_evaluation_splits_hold_whole_batches(tmp_path):
+    """The smoke profile's generate_size makes val and test whole batches (issue 14: one JAX
+    evaluation program per model). Generated here at the profile's sizes; Path-X is the
+    documented exception (160 images of 128 px would take ~100 s to draw), Text's val is its
+    test split."""
+    from data_prep.pipeline import prepare
+    from pipelines.settings import load_profile
+
+    hyper = load_profile("smoke", None)["hyper"]
+    checked = []
+    for name, hp in hyper.items():
+        if name in ("pathx", "text"):
+            continue
+        meta = prepare(
+            name, "generate", tmp_path / name, size=hp["generate_size"], progress=False, fast=True
+        )
+        for split in ("val", "test"):
+            size = meta["splits"][split]["size"]
+            assert size % hp["batch_size"] == 0, (name, split, size, hp["batch_size"])
+        checked.append(name)
+    assert len(checked) == 8

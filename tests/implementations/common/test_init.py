@@ -65,7 +65,7 @@ def _draws(cfg: ModelConfig):
     t_all = {e.torch_name: [] for e in entries}
     j_all = {e.torch_name: [] for e in entries}
     jmodel = jm.build_model(cfg)
-    jinit = jax.jit(lambda k: jm.init_variables(jmodel, k))  # one compilation for all seeds
+    jinit = lambda k: jm.init_variables(jmodel, k)  # eager: draws on the host
     for s in range(SEEDS):
         torch.manual_seed(100 + s)
         state = {k: v.detach().numpy() for k, v in build_torch(cfg).state_dict().items()}
@@ -137,3 +137,49 @@ def test_kernel_network_output_scale_matches_across_frameworks():
         j_std.append(float(run(jax.random.key(s))))
     assert np.mean(j_std) == pytest.approx(np.mean(t_std), rel=0.15), (t_std, j_std)
     assert 0.2 < np.mean(t_std) < 2.0  # about unit scale (the law's purpose)
+
+
+def test_jax_host_draws_are_seeded_by_the_key_and_need_no_random_program():
+    """init_variables draws on the host (issue 14): the same key gives the same tensors, other
+    keys others (every random tensor differs, per-tensor streams: no two tensors of equal shape
+    repeat each other); constants and masks equal the Flax modules' own init; under jax.jit it
+    refuses with the reason; the placeholder switch does not outlive its block."""
+    from implementations.jax import init as jinit
+
+    cfg = _config("retrieval")
+    model = jm.build_model(cfg)
+    a = wm.jax_to_torch(
+        jax.tree_util.tree_map(np.asarray, jm.init_variables(model, jax.random.key(3))), cfg
+    )
+    b = wm.jax_to_torch(
+        jax.tree_util.tree_map(np.asarray, jm.init_variables(model, jax.random.key(3))), cfg
+    )
+    c = wm.jax_to_torch(
+        jax.tree_util.tree_map(np.asarray, jm.init_variables(model, jax.random.PRNGKey(4))), cfg
+    )
+    flax_init = model.init({"params": jax.random.key(3)}, jm.example_input(cfg, 2))
+    flax = wm.jax_to_torch(jax.tree_util.tree_map(np.asarray, dict(flax_init)), cfg)
+    drawn = [
+        e.torch_name
+        for e in wm.weight_map(cfg)
+        if law.law_for(e.torch_name, cfg).kind in ("uniform", "normal")
+    ]
+    assert len(drawn) >= 10
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+        if name in drawn:
+            assert not np.array_equal(a[name], c[name]), name
+            assert a[name].dtype == flax[name].dtype and a[name].shape == flax[name].shape
+        else:  # constants and masks: exactly the modules' values
+            np.testing.assert_array_equal(a[name], flax[name], err_msg=name)
+    same_shape = [n for n in drawn if a[n].shape == a["blocks.0.linear1.weight"].shape]
+    assert len(same_shape) >= 2
+    assert not np.array_equal(a[same_shape[0]], a[same_shape[1]])
+    # under a trace (jit, eval_shape) the Flax modules draw with jax.random: same layout
+    traced = jax.jit(lambda k: jm.init_variables(model, k))(jax.random.key(3))
+    traced = wm.jax_to_torch(jax.tree_util.tree_map(np.asarray, traced), cfg)
+    for name in a:
+        assert traced[name].shape == a[name].shape and traced[name].dtype == a[name].dtype
+    with jinit.placeholder_draws():
+        assert float(jnp.abs(jinit.draw(jax.random.key(0), law.embedding(), (3,))).max()) == 0.0
+    assert float(jnp.abs(jinit.draw(jax.random.key(0), law.embedding(), (3,))).max()) > 0.0
