@@ -623,17 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("results/parity/parity.csv"),
         help="the CSV; provenance goes to OUT.json",
     )
-    p.add_argument(
-        "--fast-compile",
-        action="store_true",
-        help="XLA's cheapest CPU compilation (the smoke profile's xla_fast_compile): no LLVM "
-        "optimisation; float semantics unchanged",
-    )
     args = p.parse_args(argv)
-    if args.fast_compile:
-        from pipelines.train import configure_xla
-
-        configure_xla(1, True)
 
     import jax
 

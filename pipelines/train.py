@@ -466,25 +466,14 @@ def write_metrics(path: Path, history: list[dict]) -> None:
     P.write_atomic(path, buf.getvalue())
 
 
-# XLA's cheapest CPU compilation (smoke profile, issue 14): no LLVM optimisation, and on x86
-# code for SSE4.2 instead of the widest vector unit present. Tiny programs spend their time in
-# compilation, not in running: the krwd smoke step (cifar10, 719 fusions) compiled in 9.4-9.8
-# CPU-s with the SSE4.2 cap against 11.2-12.3 CPU-s without (two runs each, same machine).
-# The cap changes no float semantics (no fast-math); it only narrows the vector instructions.
+# XLA's cheapest CPU compilation (smoke profile): no LLVM optimisation. Tiny programs spend
+# their time in compilation, not in running. Tried for issue 14 without a clear gain:
+# --xla_cpu_max_isa=SSE4_2 (10-15 % less compile time in one comparison, ~4 % in an
+# interleaved one), --xla_cpu_parallel_codegen_split_count=1, --xla_cpu_use_xnnpack=false.
 FAST_COMPILE_FLAGS = (
     "--xla_backend_optimization_level=0",
     "--xla_llvm_disable_expensive_passes=true",
 )
-X86_FAST_COMPILE_FLAGS = ("--xla_cpu_max_isa=SSE4_2",)
-
-
-def fast_compile_flags(machine: str | None = None) -> list[str]:
-    """XLA_FLAGS for the cheapest CPU compilation on this `machine` (platform.machine())."""
-    import platform
-
-    machine = (machine or platform.machine()).lower()
-    x86 = machine in ("x86_64", "amd64", "i686", "i386")
-    return [*FAST_COMPILE_FLAGS, *(X86_FAST_COMPILE_FLAGS if x86 else ())]
 
 
 def configure_xla(threads: int, fast_compile: bool) -> None:
@@ -497,7 +486,7 @@ def configure_xla(threads: int, fast_compile: bool) -> None:
         flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
     if fast_compile:
         given = {f.split("=")[0] for f in flags}
-        flags += [f for f in fast_compile_flags() if f.split("=")[0] not in given]
+        flags += [f for f in FAST_COMPILE_FLAGS if f.split("=")[0] not in given]
     os.environ["XLA_FLAGS"] = " ".join(flags)
 
 

@@ -5,10 +5,11 @@ Each parameter's distribution is a `Law`: iid uniform on [-bound, bound], iid no
 standard deviation, or a constant; the Fourier-feature matrix of the kernel network has one
 uniform bound per row (input dimension). The PyTorch and the JAX/Flax modules draw their
 parameters through `implementations.{torch,jax}.init`, which turn a `Law` into that
-framework's draw: the same law, each framework's own random numbers. Mask parameters are not
-random: each mask computes its initial value from the configuration (Sec. 3: kernel masks
-sigma = 0.0325, resolution masks at full resolution, width/depth masks at the base network's
-size); `law_for` reports them as `mask`.
+framework's draw: the same law, each framework's own random numbers (JAX: NumPy draws on
+the host, seeded by the JAX key and the tensor's name; `implementations.jax.init`). Mask
+parameters are not random: each mask computes its initial value from the configuration
+(Sec. 3: kernel masks sigma = 0.0325, resolution masks at full resolution, width/depth masks
+at the base network's size); `law_for` reports them as `mask`.
 
 The laws (fan_in: input features of the layer):
     Linear/Dense weights and biases (encoder, blocks, heads)   U(+-1 / sqrt(fan_in))

@@ -91,7 +91,6 @@ rule parity:
     params:
         p=config["parity"],
         trim="--no-trim" if config["parity"]["no_trim"] else "",
-        fast="--fast-compile" if config["xla_fast_compile"] else "",
     threads: 1
     conda:
         ENV
@@ -99,8 +98,7 @@ rule parity:
         IMAGE_CPU
     shell:
         "python -m pipelines.parity --variants {params.p[variants]} --dims {params.p[dims]} "
-        "--heads {params.p[heads]} --dtypes {params.p[dtypes]} {params.trim} {params.fast} "
-        "--out {output} "
+        "--heads {params.p[heads]} --dtypes {params.p[dtypes]} {params.trim} --out {output} "
         "> {log} 2>&1"
 
 
