@@ -1,4 +1,5 @@
-# Training: one job per (dataset, variant, framework, seed) -> python -m pipelines.train.
+# Training: one job per (dataset, variant, framework, seed) -> python -m pipelines.train, or
+# with group_variants (smoke) one job per (dataset, framework, seed) for all the variants.
 # The checkpoint in the run directory is not a declared output, so Snakemake never deletes it:
 # a killed or failed job, rerun, resumes from its last finished epoch.
 
