@@ -271,3 +271,31 @@ def test_a_failing_variant_does_not_stop_the_others(monkeypatch, tmp_path, capsy
     assert T.main(argv) == 2  # the first failure's code (NaN: 2); repeated names run once
     assert ran == [("k", str(tmp_path / "k" / "s0")), ("kr", str(tmp_path / "kr" / "s0"))]
     assert "error (k): non-finite loss" in capsys.readouterr().err
+
+
+def test_a_jax_checkpoint_with_the_old_optimizer_layout_is_refused_clearly(tmp_path):
+    """Checkpoints written before the flat AdamW state (issue 14) hold optax.adamw's per-leaf
+    state: resuming one fails with a TrainError naming the file and what to do."""
+    import flax.serialization as ser
+    import jax
+    import optax
+
+    from implementations.common.config import ModelConfig
+    from implementations.jax import model as jm
+
+    cfg = ModelConfig(variant="k", data_dim=1, input_shape=(9,), out_size=2, in_channels=1)
+    hp = {"lr": 0.01, "weight_decay": 0.1}
+    backend = T.JaxBackend(cfg, hp, 0, "cross_entropy", 0.0, (1, 4))
+    old = optax.adamw(
+        backend.schedule, weight_decay=0.1, mask=lambda p: jm.param_groups(backend.model, p)
+    ).init(backend.state.params)
+    state = ser.to_state_dict(backend.state.replace(opt_state=old))
+    path = tmp_path / "checkpoint.msgpack"
+    path.write_bytes(ser.msgpack_serialize({"state": state, "extra": json.dumps({"epoch": 1})}))
+    with pytest.raises(T.TrainError, match="cannot be resumed: delete it"):
+        backend.load(path)
+    before = jax.tree_util.tree_leaves(backend.state)
+    backend.save(tmp_path / "new.msgpack", {"epoch": 1})  # the current layout round-trips
+    assert backend.load(tmp_path / "new.msgpack") == {"epoch": 1}
+    for a, b in zip(before, jax.tree_util.tree_leaves(backend.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
