@@ -159,7 +159,6 @@ class TorchBackend:
             self.model, hp["lr"], hp["weight_decay"], warmup, total
         )
         self.loss, self.lam, self.cfg = loss, lam, cfg
-        self._memo_cache: dict = {}
         self.names = {id(p): n for n, p in self.model.named_parameters()}
 
     def _t(self, a: np.ndarray, kind: str):

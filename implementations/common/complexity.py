@@ -104,9 +104,15 @@ def network_cost(
     total = encoder_cost(shape.length, shape.n_features, n_enc, shape.tokens)
     for b, (res, n_in, n_mid, n_out) in enumerate(blocks):
         total = total + clip01(depth_size - b) * block_cost(res, n_in, n_mid, n_out, log2)
-    docs = 2 if shape.task == "retrieval" else 1
-    total = docs * total  # retrieval: both documents go through encoder and blocks
-    return total + decoder_cost(shape.length, n_enc, shape.out_size, shape.task, shape.head_hidden)
+    return _with_documents_and_decoder(shape, n_enc, total)
+
+
+def _with_documents_and_decoder(shape: NetworkShape, n_enc: Number, body: Number) -> Number:
+    """`body` (encoder + blocks of one document) times the documents, plus the decoder."""
+    docs = 2 if shape.task == "retrieval" else 1  # retrieval: both go through encoder, blocks
+    return docs * body + decoder_cost(
+        shape.length, n_enc, shape.out_size, shape.task, shape.head_hidden
+    )
 
 
 def network_cost_stacked(
@@ -127,9 +133,8 @@ def network_cost_stacked(
     `network_cost` up to the order of the float additions over blocks."""
     res, n_in, n_mid, n_out = sizes
     blocks = total(clip01(depth_size - index) * block_cost(res, n_in, n_mid, n_out, log2))
-    docs = 2 if shape.task == "retrieval" else 1
-    out = docs * (encoder_cost(shape.length, shape.n_features, n_enc, shape.tokens) + blocks)
-    return out + decoder_cost(shape.length, n_enc, shape.out_size, shape.task, shape.head_hidden)
+    encoder = encoder_cost(shape.length, shape.n_features, n_enc, shape.tokens)
+    return _with_documents_and_decoder(shape, n_enc, encoder + blocks)
 
 
 def _clip01(v: float) -> float:

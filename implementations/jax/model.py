@@ -65,7 +65,7 @@ from implementations.common.grids import (
     padded_frequency_coordinates,
     resolution_for_padded_bins,
 )
-from implementations.common.weight_map import to_jax_layout, weight_map
+from implementations.common.weight_map import jax_to_torch, torch_to_jax
 from implementations.jax.fourier import fft_conv, masked_conv
 from implementations.jax.init import dense, host_draw, initializer, placeholder_draws
 from implementations.jax.kernels import KernelNet
@@ -654,30 +654,13 @@ def init_variables(model: DNArch, key: jax.Array) -> Variables:
         return {"params": traced["params"], "buffers": traced["buffers"]}
     with placeholder_draws():
         layout = jax.jit(lambda: model.init({"params": jax.random.PRNGKey(0)}, x))()
-    variables = {
-        "params": _as_dict(layout["params"]),
-        "buffers": _as_dict(layout["buffers"]),
-    }
+    state = jax_to_torch(jax.tree_util.tree_map(np.asarray, dict(layout)), model.cfg)
     seed = np.asarray(jax.random.key_data(key))
-    for entry in weight_map(model.cfg):
-        rule = init.law_for(entry.torch_name, model.cfg)
-        if rule.kind not in ("uniform", "normal"):
-            continue
-        leaf = variables
-        for k in entry.jax_path[:-1]:
-            leaf = leaf[k]
-        old = leaf[entry.jax_path[-1]]
-        shape = old.shape[::-1] if entry.transform == "transpose" else old.shape
-        value = host_draw(rule, tuple(shape), seed, entry.torch_name, old.dtype)
-        leaf[entry.jax_path[-1]] = jnp.asarray(to_jax_layout(value, entry.transform))
-    return variables
-
-
-def _as_dict(tree: Any) -> dict:
-    """A nested plain-dict copy of a (Frozen)dict tree."""
-    if hasattr(tree, "items"):
-        return {k: _as_dict(v) for k, v in tree.items()}
-    return tree
+    for name, old in state.items():
+        rule = init.law_for(name, model.cfg)
+        if rule.kind in ("uniform", "normal"):
+            state[name] = host_draw(rule, old.shape, seed, name, old.dtype)
+    return jax.tree_util.tree_map(jnp.asarray, torch_to_jax(state, model.cfg))
 
 
 def complexity(model: DNArch, variables: Variables) -> jax.Array:

@@ -21,7 +21,31 @@ def group_variants(fw):
     return list(VARIANTS)
 
 
-for _fw in FRAMEWORKS if GROUP else ():
+def train_outputs(fw, name):
+    """`name` of the run(s) one job writes: every variant's with group_variants."""
+    path = f"{RUN}/{name}".replace("{framework}", fw)
+    return expand(path, variant=group_variants(fw), allow_missing=True) if GROUP else path
+
+
+def train_variants(fw):
+    """--variant of one job (a function of its wildcards)."""
+    return lambda wildcards: " ".join(group_variants(fw)) if GROUP else wildcards.variant
+
+
+def train_out(fw):
+    """--out of one job: its run directory, or the pattern with {variant} when grouped."""
+    return lambda wildcards: RUN.format(
+        dataset=wildcards.dataset,
+        variant="{variant}" if GROUP else wildcards.variant,
+        framework=fw,
+        seed=wildcards.seed,
+    )
+
+
+# grouped jobs have no {variant} wildcard: one log and one benchmark per dataset and framework
+_JOB = "{dataset}/{fw}" if GROUP else "{dataset}/{variant}/{fw}"
+
+for _fw in FRAMEWORKS:
 
     rule:
         name:
@@ -29,33 +53,23 @@ for _fw in FRAMEWORKS if GROUP else ():
         input:
             f"{PATHS['data']}/{{dataset}}/meta.json",
         output:
-            result=expand(
-                f"{RUN}/result.json".replace("{framework}", _fw),
-                variant=group_variants(_fw),
-                allow_missing=True,
-            ),
-            metrics=expand(
-                f"{RUN}/metrics.csv".replace("{framework}", _fw),
-                variant=group_variants(_fw),
-                allow_missing=True,
-            ),
+            result=train_outputs(_fw, "result.json"),
+            metrics=train_outputs(_fw, "metrics.csv"),
         log:
-            f"{PATHS['logs']}/train/{{dataset}}/{_fw}/seed{{seed}}.log",
+            f"{PATHS['logs']}/train/{_JOB.replace('{fw}', _fw)}/seed{{seed}}.log",
         benchmark:
-            f"{PATHS['benchmarks']}/train/{{dataset}}/{_fw}/seed{{seed}}.tsv"
+            f"{PATHS['benchmarks']}/train/{_JOB.replace('{fw}', _fw)}/seed{{seed}}.tsv"
         threads: config["threads"]
         resources:
-            runtime=lambda wildcards, _fw=_fw: len(group_variants(_fw))
+            runtime=lambda wildcards, _fw=_fw: (len(group_variants(_fw)) if GROUP else 1)
             * config["hyper"][wildcards.dataset]["runtime_min"],
             mem_mb=lambda wildcards: config["hyper"][wildcards.dataset]["mem_mb"],
             gpu=config["gpus"],
         params:
             framework=_fw,
-            variants=" ".join(group_variants(_fw)),
+            variants=train_variants(_fw),
             profile=PROFILE,
-            out=lambda wildcards, _fw=_fw: RUN.format(
-                dataset=wildcards.dataset, variant="{variant}", framework=_fw, seed=wildcards.seed
-            ),
+            out=train_out(_fw),
             data=lambda wildcards, input: os.path.dirname(input[0]),
             config=f"--config {EFFECTIVE_CONFIG}" if EFFECTIVE_CONFIG else "",
         conda:
@@ -66,40 +80,4 @@ for _fw in FRAMEWORKS if GROUP else ():
             "python -m pipelines.train --framework {params.framework} "
             "--dataset {wildcards.dataset} --variant {params.variants} "
             "--profile {params.profile} --seed {wildcards.seed} --out '{params.out}' "
-            "--data {params.data} --threads {threads} {params.config} > {log} 2>&1"
-
-
-for _fw in FRAMEWORKS if not GROUP else ():
-
-    rule:
-        name:
-            f"train_{_fw}"
-        input:
-            f"{PATHS['data']}/{{dataset}}/meta.json",
-        output:
-            result=f"{RUN}/result.json".replace("{framework}", _fw),
-            metrics=f"{RUN}/metrics.csv".replace("{framework}", _fw),
-        log:
-            f"{PATHS['logs']}/train/{{dataset}}/{{variant}}/{_fw}/seed{{seed}}.log",
-        benchmark:
-            f"{PATHS['benchmarks']}/train/{{dataset}}/{{variant}}/{_fw}/seed{{seed}}.tsv"
-        threads: config["threads"]
-        resources:
-            runtime=lambda wildcards: config["hyper"][wildcards.dataset]["runtime_min"],
-            mem_mb=lambda wildcards: config["hyper"][wildcards.dataset]["mem_mb"],
-            gpu=config["gpus"],
-        params:
-            framework=_fw,
-            profile=PROFILE,
-            out=lambda wildcards, output: os.path.dirname(output.result),
-            data=lambda wildcards, input: os.path.dirname(input[0]),
-            config=f"--config {EFFECTIVE_CONFIG}" if EFFECTIVE_CONFIG else "",
-        conda:
-            ENV
-        container:
-            train_image(backend_of(_fw))
-        shell:
-            "python -m pipelines.train --framework {params.framework} "
-            "--dataset {wildcards.dataset} --variant {wildcards.variant} "
-            "--profile {params.profile} --seed {wildcards.seed} --out {params.out} "
             "--data {params.data} --threads {threads} {params.config} > {log} 2>&1"

@@ -299,3 +299,36 @@ def test_a_jax_checkpoint_with_the_old_optimizer_layout_is_refused_clearly(tmp_p
     assert backend.load(tmp_path / "new.msgpack") == {"epoch": 1}
     for a, b in zip(before, jax.tree_util.tree_leaves(backend.state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_jax_backend_architecture_follows_the_masks_it_is_asked_about():
+    """The backend remembers architecture / realised complexity per mask values: after the
+    masks move, it reports the new network (the direct computation), and asked again for the
+    old masks it reports the old one."""
+    import jax
+
+    from implementations.common.config import ModelConfig
+    from implementations.jax import model as jm
+
+    cfg = ModelConfig(
+        variant="krwd", data_dim=1, input_shape=(33,), out_size=2, in_channels=1, width=4,
+        max_width=8, blocks=2, max_blocks=3,
+    )  # fmt: skip
+    backend = T.JaxBackend(cfg, {"lr": 0.01, "weight_decay": 0.1}, 0, "cross_entropy", 0.1, (1, 4))
+    first_state = backend.state
+    first, first_ratio = backend.architecture(), backend.realised_ratio()
+    params = first_state.params
+    for path, lo, _hi in jm.mask_bounds(cfg):  # every mask to its lower clamp: a smaller net
+        params = jm._replace_leaf(params, path, jax.numpy.full_like(_leaf(params, path), lo))
+    backend.state = first_state.replace(params=params)
+    moved = backend.architecture()
+    assert moved == jm.architecture(backend.model, backend._variables()) != first
+    assert backend.realised_ratio() < first_ratio
+    backend.state = first_state
+    assert backend.architecture() == first and backend.realised_ratio() == first_ratio
+
+
+def _leaf(tree, path):
+    for k in path:
+        tree = tree[k]
+    return tree
