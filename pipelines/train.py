@@ -321,13 +321,11 @@ class JaxBackend:
 
     def _mask_key(self) -> bytes:
         """The mask parameters' bytes: the architecture depends on nothing else."""
-        parts = []
-        for path, _, _ in self.jm.mask_bounds(self.cfg):
-            leaf = self.state.params
-            for k in path:
-                leaf = leaf[k]
-            parts.append(np.asarray(leaf).tobytes())
-        return b"|".join(parts)
+        params = self.state.params
+        return b"|".join(
+            np.asarray(self.jm.leaf_at(params, path)).tobytes()
+            for path, _, _ in self.jm.mask_bounds(self.cfg)
+        )
 
     def _memo(self, name: str, compute):
         """`compute()` once per mask-parameter values: the eager evaluation costs ~0.1 s of

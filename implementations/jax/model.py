@@ -724,6 +724,13 @@ def mask_bounds(cfg: ModelConfig) -> list[tuple[tuple[str, ...], Any, Any]]:
     return out
 
 
+def leaf_at(tree: Any, path: tuple[str, ...]) -> Any:
+    """The leaf of the nested dict `tree` at `path` (a path of `mask_bounds`)."""
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
 def _replace_leaf(tree: dict, path: tuple[str, ...], value: Any) -> dict:
     """A copy of the nested dict `tree` with the leaf at `path` replaced (no mutation)."""
     if len(path) == 1:
@@ -738,9 +745,7 @@ def clamp_masks(model: DNArch, params: dict) -> dict:
     block's current resolution, read off the clamped resolution mask (`kernel_sigma_floors`)."""
     cfg = model.cfg
     for path, lo, hi in mask_bounds(cfg):
-        leaf = params
-        for key in path:
-            leaf = leaf[key]
+        leaf = leaf_at(params, path)
         lo_a = jnp.asarray(lo, leaf.dtype)
         hi_a = jnp.asarray(hi, leaf.dtype)
         params = _replace_leaf(params, path, jnp.maximum(jnp.minimum(leaf, hi_a), lo_a))

@@ -319,16 +319,10 @@ def test_jax_backend_architecture_follows_the_masks_it_is_asked_about():
     first, first_ratio = backend.architecture(), backend.realised_ratio()
     params = first_state.params
     for path, lo, _hi in jm.mask_bounds(cfg):  # every mask to its lower clamp: a smaller net
-        params = jm._replace_leaf(params, path, jax.numpy.full_like(_leaf(params, path), lo))
+        params = jm._replace_leaf(params, path, jax.numpy.full_like(jm.leaf_at(params, path), lo))
     backend.state = first_state.replace(params=params)
     moved = backend.architecture()
     assert moved == jm.architecture(backend.model, backend._variables()) != first
     assert backend.realised_ratio() < first_ratio
     backend.state = first_state
     assert backend.architecture() == first and backend.realised_ratio() == first_ratio
-
-
-def _leaf(tree, path):
-    for k in path:
-        tree = tree[k]
-    return tree

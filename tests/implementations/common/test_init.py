@@ -143,7 +143,8 @@ def test_jax_host_draws_are_seeded_by_the_key_and_need_no_random_program():
     """init_variables draws on the host (issue 14): the same key gives the same tensors, other
     keys others (every random tensor differs, per-tensor streams: no two tensors of equal shape
     repeat each other); constants and masks equal the Flax modules' own init; under jax.jit it
-    refuses with the reason; the placeholder switch does not outlive its block."""
+    falls back to the Flax draws with the same layout; the placeholder switch does not outlive
+    its block."""
     from implementations.jax import init as jinit
 
     cfg = _config("retrieval")

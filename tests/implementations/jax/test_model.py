@@ -230,9 +230,7 @@ def _random_masks(model, variables, rng):
     """Every mask parameter uniform inside its clamps (widths, depth, resolution, kernels)."""
     params = variables["params"]
     for path, lo, hi in jm.mask_bounds(model.cfg):
-        leaf = params
-        for key in path:
-            leaf = leaf[key]
+        leaf = jm.leaf_at(params, path)
         value = lo + (np.asarray(hi) - np.asarray(lo)) * rng.uniform(size=leaf.shape)
         params = jm._replace_leaf(params, path, jnp.asarray(value, leaf.dtype))
     return {"params": params, "buffers": variables["buffers"]}

@@ -85,9 +85,7 @@ def test_train_step_compiles_once_while_masks_change(monkeypatch):
         for path, lo, hi in jm.mask_bounds(cfg):
             if path[-1] != "mu":
                 continue
-            leaf = params
-            for key in path:
-                leaf = leaf[key]
+            leaf = jm.leaf_at(params, path)
             value = np.clip(np.full(leaf.shape, mu), lo, hi)
             params = jm._replace_leaf(params, path, jnp.asarray(value, leaf.dtype))
         state = state.replace(params=params)
