@@ -223,3 +223,31 @@ class ModelConfig:
         if "input_shape" in d:
             d["input_shape"] = tuple(d["input_shape"])
         return cls(**d)
+
+
+TINY_SIZES = dict(width=4, max_width=8, blocks=2, max_blocks=4, kernel_hidden=8)
+
+
+def tiny_config(
+    variant: Variant = "krwd",
+    input_shape: tuple[int, ...] = (33,),
+    *,
+    task: Task = "global",
+    **changes: Any,
+) -> ModelConfig:
+    """A small `ModelConfig` for tests, self-checks, demos and benchmark smoke runs.
+
+    CCNN_{2,4} (instantiated up to CCNN_{4,8} for variant krwd) with an 8-unit kernel network,
+    so a forward pass takes milliseconds on a CPU. `data_dim` follows from `input_shape`. The
+    inputs are token ids (vocab_size 11, out_size 2) for task 'retrieval' or when `changes`
+    gives a vocab_size, else 2 continuous channels (out_size 3). Every other ModelConfig field
+    may be set through `changes`, which override the defaults above.
+    """
+    shape = tuple(input_shape)
+    tokens = task == "retrieval" or "vocab_size" in changes
+    inputs = dict(vocab_size=11, out_size=2) if tokens else dict(in_channels=2, out_size=3)
+    fields: dict[str, Any] = dict(
+        variant=variant, data_dim=len(shape), input_shape=shape, task=task, **TINY_SIZES, **inputs
+    )
+    fields.update(changes)
+    return ModelConfig(**fields)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from implementations.common.config import ConfigError, ModelConfig
+from implementations.common.config import ConfigError, ModelConfig, tiny_config
 
 BASE = dict(variant="krwd", data_dim=1, input_shape=(97,), in_channels=3, out_size=4)
 
@@ -47,3 +47,15 @@ def test_inputs_exactly_one_kind():
 def test_unknown_keys_are_rejected():
     with pytest.raises(ConfigError, match=r"unknown keys \['widht'\]"):
         ModelConfig.from_dict({**BASE, "widht": 12})
+
+
+def test_tiny_config_defaults_and_overrides():
+    cfg = tiny_config()
+    assert (cfg.variant, cfg.data_dim, cfg.input_shape, cfg.task) == ("krwd", 1, (33,), "global")
+    assert (cfg.in_channels, cfg.vocab_size, cfg.out_size) == (2, None, 3)
+    assert (cfg.blocks, cfg.width, cfg.n_blocks, cfg.n_channels) == (2, 4, 4, 8)
+    grid = tiny_config("kr", (9, 7), task="dense", width=6, max_width=12, in_channels=1)
+    assert (grid.data_dim, grid.input_shape, grid.width, grid.in_channels) == (2, (9, 7), 6, 1)
+    tokens = tiny_config("ccnn", task="retrieval")
+    assert (tokens.vocab_size, tokens.in_channels, tokens.out_size) == (11, None, 2)
+    assert tiny_config(vocab_size=7).tokens and tiny_config(vocab_size=7).in_channels is None
