@@ -3,7 +3,7 @@ Gaussian kernel mask (Eq. 1, Sec. 2.4.1) and the sigmoid resolution mask (Eq. 2,
 
     (f * psi)_down = F^-1[ crop_{> w_max}( m . F[f] . F[psi] ) ]                      (Eq. 7)
 
-Conventions (`implementations.common.grids`, method.md "Learned downsampling"):
+Conventions (`implementations.common.grids`; docs/design.md, "Learned downsampling"):
 - psi is rendered on the block's FULL tap grid (K = kernel_taps(L) taps per axis, coordinates
   on [-1, 1]), multiplied by the Gaussian mask and by 1 / sqrt(prod K) (the kernel
   normalisation of `implementations.torch.kernels`); taps where the mask is below T_m are 0.
@@ -15,11 +15,12 @@ Conventions (`implementations.common.grids`, method.md "Learned downsampling"):
 - Cropped to r samples per axis (trim): the first k P-bins are kept (|index| < k on full-FFT
   axes), shifted by s = (L / r - 1) / 2 input samples (a phase), placed into the spectrum of
   P_r = 2 r points and transformed back there, scaled by P_r / P (amplitude preserving); the
-  first r samples are the output. Sample i is the band-limited virtual output at position
-  (i + 1/2) L / r - 1/2, the centre of coarse cell i when sample n of the input is the centre
-  of cell n (`evaluate_band_limited` checks this by direct summation, independently of any
-  FFT). Cell-centred grids are what the block's final upsampling assumes
-  (`implementations.torch.fourier.resample`).
+  first r samples are the output. An axis the mask does not cut keeps r = L samples and goes
+  over unchanged (shift 0, every P-bin once, its Nyquist bin included: `_band`). Sample i is
+  the band-limited virtual output at position (i + 1/2) L / r - 1/2, the centre of coarse cell
+  i when sample n of the input is the centre of cell n (`evaluate_band_limited` checks this by
+  direct summation, independently of any FFT). Cell-centred grids are what the block's final
+  upsampling assumes (`implementations.torch.fourier.resample`).
 
 Everything here is float64 and written for clarity, not speed: it is what the PyTorch (`trim`,
 `virtual`) and JAX implementations are tested against.
@@ -94,6 +95,25 @@ def product_spectrum(f: np.ndarray, psi: np.ndarray, masks: list[np.ndarray] | N
     return z
 
 
+def _band(kept: int, p: int, q: int, last: bool) -> np.ndarray:
+    """The signed frequencies one axis carries from the P-grid (p points) to the P_r-grid
+    (q points): 0 .. k-1 on the last (rfft) axis, and -(k-1) .. -1 too on full-FFT axes.
+
+    They land on distinct P_r-bins when 2 k - 1 <= q. The one other case is an axis the mask
+    does not cut, k = L + 1 (non-zero up to the P-grid's Nyquist bin, next to a cut axis): its
+    band |f| <= L names the Nyquist bin twice, +L and -L, which are one bin of the p = 2 L
+    points. Such an axis keeps r = L samples (`grids.resolution_for_padded_bins`), so q = p
+    and the shift (L / r - 1) / 2 is 0: the axis goes over unchanged, every P-bin once."""
+    if 2 * kept - 1 <= q:
+        return (
+            np.arange(kept) if last else np.concatenate([np.arange(kept), np.arange(1 - kept, 0)])
+        )
+    if q == p and kept == p // 2 + 1:
+        j = np.arange(kept if last else p)
+        return np.where(j <= p // 2, j, j - p)
+    raise ValueError(f"eq7: {kept} kept bins do not fit a {q}-point grid (need 2k-1 <= P_r)")
+
+
 def kept_padded_bins(masks: list[np.ndarray]) -> tuple[int, ...]:
     """Per axis: the P-bins a trimmed block keeps (the non-zero prefix of the mask)."""
     return tuple(ref.kept_prefix(m) for m in masks)
@@ -119,14 +139,10 @@ def eq7(
         raise ValueError("eq7: a cropped resolution needs the resolution masks")
     kept = kept_padded_bins(masks)
     small = tuple(grids.padded_length(r) for r in resolution)
-    for k, p in zip(kept, small):
-        if 2 * k - 1 > p:
-            raise ValueError(f"eq7: {k} kept bins do not fit a {p}-point grid (need 2k-1 <= P_r)")
     zc = np.zeros(z.shape[: f.ndim - d] + small[:-1] + (small[-1] // 2 + 1,), dtype=complex)
-    # last axis: bins 0 .. k-1; full axes: bins 0 .. k-1 and -(k-1) .. -1
     index_src, index_dst, phases = [], [], []
     for a, (k, p, q, r) in enumerate(zip(kept, padded, small, resolution)):
-        freqs = np.arange(k) if a == d - 1 else np.concatenate([np.arange(k), np.arange(1 - k, 0)])
+        freqs = _band(k, p, q, last=a == d - 1)
         index_src.append(freqs % p)
         index_dst.append(freqs % q)
         shift = (spatial[a] / r - 1.0) / 2.0  # coarse sample 0 sits at this input position

@@ -9,4 +9,10 @@ STATES = [
     ((64,), (0.0,), (0.02,)),  # even length, a narrow kernel
     ((17, 12), (0.3, -0.2), (0.4, 0.3)),  # rectangular 2D crop, different per axis
     ((15, 15), (-0.5, 0.6), (0.2, 0.6)),
+    # one axis cut, the other's mask non-zero up to the P-grid's Nyquist bin (k = L + 1, r = L):
+    # mu 1.0 reaches it inside the clamp on an even axis, an odd axis needs mu beyond the clamp
+    ((17, 12), (0.3, 1.0), (0.4, 0.3)),  # the last (rfft) axis uncut
+    ((12, 15), (1.0, -0.2), (0.3, 0.5)),  # the full-FFT axis uncut
+    ((15, 13), (2.0, 0.4), (0.2, 0.6)),  # odd sizes, the full-FFT axis uncut
+    ((13, 9), (-0.5, 2.0), (0.5, 0.25)),  # odd sizes, the last axis uncut, a strong crop
 ]

@@ -52,24 +52,42 @@ def test_cropped_output_samples_the_band_limited_full_output(length, mu, tau):
                                rtol=0, atol=1e-12 * np.abs(full).max())  # fmt: skip
 
 
-def test_rectangular_2d_crop_samples_the_full_output():
-    rng = np.random.default_rng(2)
-    shape = (17, 12)
-    f = rng.standard_normal((2, 3, *shape))
-    taps = tuple(grids.kernel_taps(s) for s in shape)
-    psi = R.render_kernel(rng.standard_normal((3, *taps)), (0.4, 0.3), T)
-    ms = [R.resolution_mask_values(17, 0.1, 25.0, T), R.resolution_mask_values(12, -0.2, 25.0, T)]
-    kept = R.kept_padded_bins(ms)
-    res = tuple(grids.resolution_for_padded_bins(k, s) for k, s in zip(kept, shape))
-    assert res[0] < 17 and res[1] < 12 and res[0] != res[1]
-    z = R.product_spectrum(f, psi, ms)
+def _sampled_2d(z: np.ndarray, shape, res) -> np.ndarray:
+    """The virtual output's band-limited function (its full P-grid spectrum, summed directly)
+    at the coarse cell centres (i + 1/2) L / r - 1/2 of each axis (integers where r = L)."""
     padded = tuple(grids.padded_length(s) for s in shape)
     full = np.fft.fftn(np.fft.irfftn(z, s=padded, axes=(2, 3)), axes=(2, 3))
     ey, ex = (
         np.exp(2j * np.pi * np.outer((np.arange(r) + 0.5) * s / r - 0.5, np.fft.fftfreq(p) * p) / p)
         for r, s, p in zip(res, shape, padded)
     )
-    direct = np.real(np.einsum("ia,nmab,jb->nmij", ey, full, ex)) / np.prod(padded)
+    return np.real(np.einsum("ia,nmab,jb->nmij", ey, full, ex)) / np.prod(padded)
+
+
+@pytest.mark.parametrize(
+    ("shape", "mu", "cut"),
+    [
+        ((17, 12), (0.1, -0.2), (True, True)),  # rectangular, both axes cut, differently
+        # one axis cut, the other's mask non-zero up to the P-grid's Nyquist bin (k = L + 1)
+        ((17, 12), (0.1, 1.0), (True, False)),
+        ((12, 17), (1.0, 0.1), (False, True)),
+        ((15, 13), (2.0, 0.4), (False, True)),  # odd sizes
+        ((13, 9), (-0.5, 2.0), (True, False)),
+    ],
+)
+def test_2d_crop_samples_the_full_output(shape, mu, cut):
+    rng = np.random.default_rng(2)
+    f = rng.standard_normal((2, 3, *shape))
+    taps = tuple(grids.kernel_taps(s) for s in shape)
+    psi = R.render_kernel(rng.standard_normal((3, *taps)), (0.4, 0.3), T)
+    ms = [R.resolution_mask_values(s, m, 25.0, T) for s, m in zip(shape, mu)]
+    kept = R.kept_padded_bins(ms)
+    res = tuple(grids.resolution_for_padded_bins(k, s) for k, s in zip(kept, shape))
+    assert tuple(r < s for r, s in zip(res, shape)) == cut
+    assert all(c or k == s + 1 for c, k, s in zip(cut, kept, shape))  # uncut: up to Nyquist
+    if all(cut):
+        assert res[0] != res[1]
+    direct = _sampled_2d(R.product_spectrum(f, psi, ms), shape, res)
     np.testing.assert_allclose(R.eq7(f, psi, ms, res), direct, atol=1e-12 * np.abs(direct).max())
 
 
