@@ -1,36 +1,18 @@
-"""The claims study (issue 12): does this suite reproduce what the paper claims, at a scale a
-2-core CPU runs? Reads result.json / metrics.csv files (never a model) of the claims profile
-and writes claims.csv (one row per claim and dataset, plus an `overall` row per claim) and
-report.{md,html} with the claims table, learning curves, Fig. 10-style complexity curves and the
-found architectures.
+"""The claims study: does this suite reproduce what the paper claims, at a scale a 2-core CPU
+runs? Reads result.json / metrics.csv files (never a model) of the claims profile and writes
+claims.csv (one row per claim and dataset, plus an `overall` row per claim) and report.{md,html}
+with the claims table, learning curves, Fig. 10-style complexity curves and the found
+architectures.
 
     python -m reports.claims --profile claims --claims C1 C2 C3 C4 C5 C6 \
         --out-dir claims RESULT.json...
+    python -m reports.claims --write-docs     # the registry's table into docs/claims.md
 
-The rules (also in pipelines/config/claims.yaml and the README, written before any result):
-scores are "higher is better" (accuracy; minus the error for DarcyFlow/Cosmic), SE = standard
-error over seeds. A difference counts only when it exceeds two SEs; otherwise `inconclusive`.
-  C1  learning kernel sizes helps, k >= ccnn (Tables 1-3): paired by (framework, seed) over
-      torch and jax (same seed = same batch order); holds if mean(k - ccnn) > 2 SE, fails if
-      < -2 SE.
-  C2  learned downsampling cuts cost at no accuracy cost: (a) kr's final C_curr/C_target < 1
-      (paper 0.75-0.89): holds if mean + 2 SE < 1, fails if mean - 2 SE >= 1; (b) kr within the
-      tolerance t of k (1 accuracy point; dense tasks 10 % of k's error), paired as C1: holds if
-      mean(kr - k) - 2 SE > -t, fails if mean(kr - k) + 2 SE < -t. Both hold -> holds; either
-      fails -> fails.
-  C3  the budget holds throughout training: krwd's C_curr/C_target within 1.00 +- band (0.05)
-      at every epoch of every run (Fig. 10): no SE, a bound on every value.
-  C4  krwd >= ccnn at equal complexity: as C1 with krwd, and krwd's final C_curr/C_target
-      within the C3 band; a significant win outside the band is `inconclusive`.
-  C5  PyTorch trim and virtual train to the same result: torch - torch_virtual paired by
-      (variant, seed) (same initialisation, same batches; the variants of
-      claims.virtual_variants): holds if |mean| + 2 SE <= t, fails if |mean| - 2 SE > t and
-      |mean| > 2 SE.
-  C6  PyTorch and JAX, each from its own initialisation, train to the same result: per variant
-      mean(torch) - mean(jax) with the unpaired (Welch) SE, averaged over variants; equivalence
-      as C5.
-Overall (per claim, over datasets): fails if it fails on any dataset, holds if it holds on
-every dataset, else inconclusive.
+The claims live in one registry, CLAIMS below: per claim its statement, where the paper states
+it, what it needs from the profile, its verdict rule and the function that evaluates it on one
+dataset's runs. The rules were written down before any result was looked at; CONVENTIONS and
+OVERALL_RULE hold what every rule shares. docs/claims.md shows the registry as a table,
+rendered by `docs_block()`.
 """
 
 from __future__ import annotations
@@ -41,33 +23,18 @@ import json
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-CLAIMS = {
-    "C1": "learning kernel sizes helps: k >= ccnn (Tables 1-3)",
-    "C2": "learned downsampling cuts cost at no accuracy cost: kr's C_curr/C_target < 1 and "
-    "kr within tolerance of k",
-    "C3": "the budget holds throughout training: krwd's C_curr/C_target within 1 +- band at "
-    "every epoch (Fig. 10)",
-    "C4": "krwd >= ccnn at equal complexity",
-    "C5": "PyTorch trim and virtual train to the same result",
-    "C6": "PyTorch and JAX, each from its own initialisation, train to the same result",
-}
-# what each claim needs from the profile: (variants, frameworks)
-NEEDS = {
-    "C1": ({"ccnn", "k"}, {"torch", "jax"}),
-    "C2": ({"k", "kr"}, {"torch", "jax"}),
-    "C3": ({"krwd"}, set()),
-    "C4": ({"ccnn", "krwd"}, {"torch", "jax"}),
-    "C5": (set(), {"torch", "torch_virtual"}),
-    "C6": (set(), {"torch", "jax"}),
-}
 VERDICTS = ("holds", "fails", "inconclusive")
 VARIANTS = ("ccnn", "k", "kr", "krwd")
 FRAMEWORKS = ("torch", "torch_virtual", "jax")
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "claims.md"
+DOCS_BEGIN, DOCS_END = "<!-- claims-registry:begin -->", "<!-- claims-registry:end -->"
 
 
 class ClaimsError(ValueError):
@@ -81,19 +48,20 @@ def check_request(claims: list[str], variants, frameworks, virtual_variants=None
     if unknown:
         raise ClaimsError(f"unknown claim id(s) {unknown}; valid: {list(CLAIMS)}")
     problems = []
-    for c in claims:
-        need_v, need_f = NEEDS[c]
-        miss_v, miss_f = sorted(need_v - set(variants)), sorted(need_f - set(frameworks))
+    for c in (CLAIMS[i] for i in claims):
+        miss_v = sorted(c.variants - set(variants))
+        miss_f = sorted(c.frameworks - set(frameworks))
         if miss_v:
-            problems.append(f"{c} needs variants {miss_v}")
+            problems.append(f"{c.id} needs variants {miss_v}")
         if miss_f:
-            problems.append(f"{c} needs frameworks {miss_f}")
-    if "C5" in claims and virtual_variants is not None:
-        if not set(virtual_variants) & set(variants):
-            problems.append(
-                f"C5 needs a torch_virtual variant among {list(variants)}; "
-                f"claims.virtual_variants is {list(virtual_variants)}"
-            )
+            problems.append(f"{c.id} needs frameworks {miss_f}")
+        # torch_virtual trains only the variants of claims.virtual_variants
+        if "torch_virtual" in c.frameworks and virtual_variants is not None:
+            if not set(virtual_variants) & set(variants):
+                problems.append(
+                    f"{c.id} needs a torch_virtual variant among {list(variants)}; "
+                    f"claims.virtual_variants is {list(virtual_variants)}"
+                )
     if problems:
         raise ClaimsError(
             "the claims profile omits what a claim needs: "
@@ -180,7 +148,7 @@ def combine(*verdicts: str) -> str:
     return "holds" if all(v == "holds" for v in verdicts) else "inconclusive"
 
 
-# ---- the claims -----------------------------------------------------------------------------
+# ---- the claims: one function per rule, then the registry ---------------------------------
 def _by(runs, variant=None, frameworks=("torch", "jax"), key="test_metric"):
     """{(framework, seed): score} of one variant."""
     return {
@@ -202,125 +170,218 @@ def tolerance(runs: list[dict], tol: dict, ref_variant: str | None = None) -> fl
     return float(tol["error_relative"] * np.mean(ref))
 
 
-def evaluate(claim: str, runs: list[dict], tol: dict, band: float) -> dict:
-    """One dataset's row of `claim`."""
-    unit = runs[0].get("metric", "")
-    row = {"diff": float("nan"), "se": float("nan"), "n": 0, "tolerance": float("nan")}
+def _row(**values) -> dict:
+    """One dataset's result of a claim: verdict, numbers, and diff/se/n/tolerance (NaN where a
+    rule has none)."""
+    return {"diff": float("nan"), "se": float("nan"), "n": 0, "tolerance": float("nan"), **values}
 
-    def mean_of(v, fws=("torch", "jax")):
-        return mean_se(_by(runs, v, fws).values())
 
-    if claim in ("C1", "C4"):
-        a = "k" if claim == "C1" else "krwd"
-        diff, se, n = paired(_by(runs, a), _by(runs, "ccnn"))
-        verdict = superiority(diff, se)
-        ma, mb = mean_of(a), mean_of("ccnn")
-        numbers = (
-            f"{a} {_fmt(ma[0])} (n={ma[2]}), ccnn {_fmt(mb[0])} (n={mb[2]}) [score, {unit}]; "
-            f"paired diff {_fmt(diff)} +- {_fmt(se)} SE (n={n})"
-        )
-        if claim == "C4":
-            ratios = [r["c_ratio"] for r in runs if r["variant"] == "krwd"]
-            worst = max(abs(x - 1) for x in ratios) if ratios else float("nan")
-            numbers += f"; krwd final C_curr/C_target {_fmt(min(ratios))}..{_fmt(max(ratios))}"
-            if verdict == "holds" and not worst <= band:
-                verdict = "inconclusive"
-                numbers += f" (outside 1 +- {band}: not equal complexity)"
-        row.update(diff=diff, se=se, n=n, numbers=numbers, verdict=verdict)
-    elif claim == "C2":
-        ratios = [r["c_ratio"] for r in runs if r["variant"] == "kr"]
-        rm, rse, rn = mean_se(ratios)
-        if np.isfinite(rse):
-            va = "holds" if rm + 2 * rse < 1 else "fails" if rm - 2 * rse >= 1 else "inconclusive"
-        else:
-            va = "inconclusive"
-        t = tolerance(runs, tol, "k")
-        diff, se, n = paired(_by(runs, "kr"), _by(runs, "k"))
-        vb = non_inferiority(diff, se, t)
-        row.update(
-            diff=diff,
-            se=se,
-            n=n,
-            tolerance=t,
-            verdict=combine(va, vb),
-            numbers=(
-                f"kr C_curr/C_target {_fmt(rm)} +- {_fmt(rse)} SE (n={rn}) -> {va}; "
-                f"kr - k {_fmt(diff)} +- {_fmt(se)} SE (n={n}), tolerance {_fmt(t)} -> {vb}"
-            ),
-        )
-    elif claim == "C3":
-        worst, where, epochs = 0.0, "", 0
-        for r in runs:
-            if r["variant"] != "krwd" or "c_ratio" not in r["_metrics"]:
-                continue
-            c = r["_metrics"]["c_ratio"].to_numpy(np.float64)
-            epochs += c.size
-            i = int(np.argmax(np.abs(c - 1)))
-            if abs(c[i] - 1) >= worst:
-                worst, where = float(abs(c[i] - 1)), f"{r['framework']} seed {r['seed']} "
-                where += f"epoch {i + 1}: {c[i]:.4f}"
-        verdict = "inconclusive" if epochs == 0 else "holds" if worst <= band else "fails"
-        row.update(
-            diff=worst,
-            n=epochs,
-            tolerance=band,
-            verdict=verdict,
-            numbers=f"max abs(C_curr/C_target - 1) = {worst:.4f} over {epochs} epochs ({where})",
-        )
-    elif claim == "C5":
-        a = {(r["variant"], r["seed"]): score(r) for r in runs if r["framework"] == "torch"}
-        b = {(r["variant"], r["seed"]): score(r) for r in runs if r["framework"] == "torch_virtual"}
-        diff, se, n = paired(a, b)
-        t = tolerance(runs, tol)
-        row.update(
-            diff=diff,
-            se=se,
-            n=n,
-            tolerance=t,
-            verdict=equivalence(diff, se, t),
-            numbers=f"trim - virtual {_fmt(diff)} +- {_fmt(se)} SE (n={n} pairs of "
-            f"{'/'.join(sorted({k[0] for k in set(a) & set(b)}, key=VARIANTS.index))}), "
-            f"tolerance {_fmt(t)}",
-        )
-    elif claim == "C6":
-        diffs, ses, parts = [], [], []
-        for v in VARIANTS:
-            ta = [score(r) for r in runs if r["variant"] == v and r["framework"] == "torch"]
-            ja = [score(r) for r in runs if r["variant"] == v and r["framework"] == "jax"]
-            if not ta or not ja:
-                continue
-            mt, st, _nt = mean_se(ta)
-            mj, sj, _nj = mean_se(ja)
-            diffs.append(mt - mj)
-            ses.append(math.hypot(st, sj))
-            parts.append(f"{v} {_fmt(mt - mj)}")
-        diff = float(np.mean(diffs)) if diffs else float("nan")
-        se = math.sqrt(sum(s * s for s in ses)) / len(ses) if ses else float("nan")
-        t = tolerance(runs, tol)
-        row.update(
-            diff=diff,
-            se=se,
-            n=len(diffs),
-            tolerance=t,
-            verdict=equivalence(diff, se, t),
-            numbers=f"torch - jax per variant: {', '.join(parts)}; mean {_fmt(diff)} +- "
-            f"{_fmt(se)} SE (Welch), tolerance {_fmt(t)}",
-        )
+def _better_than_ccnn(runs: list[dict], a: str) -> dict:
+    """C1 and C4: `a` - ccnn paired by (framework, seed), superiority at 2 SE."""
+    diff, se, n = paired(_by(runs, a), _by(runs, "ccnn"))
+    ma, mb = mean_se(_by(runs, a).values()), mean_se(_by(runs, "ccnn").values())
+    numbers = (
+        f"{a} {_fmt(ma[0])} (n={ma[2]}), ccnn {_fmt(mb[0])} (n={mb[2]}) "
+        f"[score, {runs[0].get('metric', '')}]; paired diff {_fmt(diff)} +- {_fmt(se)} SE (n={n})"
+    )
+    return _row(diff=diff, se=se, n=n, numbers=numbers, verdict=superiority(diff, se))
+
+
+def _c1(runs: list[dict], tol: dict, band: float) -> dict:
+    return _better_than_ccnn(runs, "k")
+
+
+def _c2(runs: list[dict], tol: dict, band: float) -> dict:
+    rm, rse, rn = mean_se(r["c_ratio"] for r in runs if r["variant"] == "kr")
+    if np.isfinite(rse):
+        va = "holds" if rm + 2 * rse < 1 else "fails" if rm - 2 * rse >= 1 else "inconclusive"
+    else:
+        va = "inconclusive"
+    t = tolerance(runs, tol, "k")
+    diff, se, n = paired(_by(runs, "kr"), _by(runs, "k"))
+    vb = non_inferiority(diff, se, t)
+    numbers = (
+        f"kr C_curr/C_target {_fmt(rm)} +- {_fmt(rse)} SE (n={rn}) -> {va}; "
+        f"kr - k {_fmt(diff)} +- {_fmt(se)} SE (n={n}), tolerance {_fmt(t)} -> {vb}"
+    )
+    return _row(diff=diff, se=se, n=n, tolerance=t, verdict=combine(va, vb), numbers=numbers)
+
+
+def _c3(runs: list[dict], tol: dict, band: float) -> dict:
+    worst, where, epochs = 0.0, "", 0
+    for r in runs:
+        if r["variant"] != "krwd" or "c_ratio" not in r["_metrics"]:
+            continue
+        c = r["_metrics"]["c_ratio"].to_numpy(np.float64)
+        epochs += c.size
+        i = int(np.argmax(np.abs(c - 1)))
+        if abs(c[i] - 1) >= worst:
+            worst = float(abs(c[i] - 1))
+            where = f"{r['framework']} seed {r['seed']} epoch {i + 1}: {c[i]:.4f}"
+    verdict = "inconclusive" if epochs == 0 else "holds" if worst <= band else "fails"
+    numbers = f"max abs(C_curr/C_target - 1) = {worst:.4f} over {epochs} epochs ({where})"
+    return _row(diff=worst, n=epochs, tolerance=band, verdict=verdict, numbers=numbers)
+
+
+def _c4(runs: list[dict], tol: dict, band: float) -> dict:
+    row = _better_than_ccnn(runs, "krwd")
+    ratios = [r["c_ratio"] for r in runs if r["variant"] == "krwd"]
+    worst = max(abs(x - 1) for x in ratios) if ratios else float("nan")
+    row["numbers"] += f"; krwd final C_curr/C_target {_fmt(min(ratios))}..{_fmt(max(ratios))}"
+    if row["verdict"] == "holds" and not worst <= band:
+        row["verdict"] = "inconclusive"
+        row["numbers"] += f" (outside 1 +- {band}: not equal complexity)"
     return row
 
 
-def claims_table(
-    results: list[dict], claims: list[str], tol: dict, band: float, rules: dict[str, str]
-) -> pd.DataFrame:
+def _c5(runs: list[dict], tol: dict, band: float) -> dict:
+    a = {(r["variant"], r["seed"]): score(r) for r in runs if r["framework"] == "torch"}
+    b = {(r["variant"], r["seed"]): score(r) for r in runs if r["framework"] == "torch_virtual"}
+    diff, se, n = paired(a, b)
+    t = tolerance(runs, tol)
+    pairs = "/".join(sorted({k[0] for k in set(a) & set(b)}, key=VARIANTS.index))
+    numbers = (
+        f"trim - virtual {_fmt(diff)} +- {_fmt(se)} SE (n={n} pairs of {pairs}), "
+        f"tolerance {_fmt(t)}"
+    )
+    return _row(diff=diff, se=se, n=n, tolerance=t, verdict=equivalence(diff, se, t),
+                numbers=numbers)  # fmt: skip
+
+
+def _c6(runs: list[dict], tol: dict, band: float) -> dict:
+    diffs, ses, parts = [], [], []
+    for v in VARIANTS:
+        ta = [score(r) for r in runs if r["variant"] == v and r["framework"] == "torch"]
+        ja = [score(r) for r in runs if r["variant"] == v and r["framework"] == "jax"]
+        if not ta or not ja:
+            continue
+        (mt, st, _), (mj, sj, _) = mean_se(ta), mean_se(ja)
+        diffs.append(mt - mj)
+        ses.append(math.hypot(st, sj))
+        parts.append(f"{v} {_fmt(mt - mj)}")
+    diff = float(np.mean(diffs)) if diffs else float("nan")
+    se = math.sqrt(sum(s * s for s in ses)) / len(ses) if ses else float("nan")
+    t = tolerance(runs, tol)
+    numbers = (
+        f"torch - jax per variant: {', '.join(parts)}; mean {_fmt(diff)} +- {_fmt(se)} SE "
+        f"(Welch), tolerance {_fmt(t)}"
+    )
+    return _row(diff=diff, se=se, n=len(diffs), tolerance=t, verdict=equivalence(diff, se, t),
+                numbers=numbers)  # fmt: skip
+
+
+# ---- the registry ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """One claim: what it states, where the paper states it, what it needs from the profile
+    (variants, frameworks), its verdict rule in words and the function that applies the rule to
+    one dataset's runs: evaluate(runs, tol, band) -> row (verdict, numbers, diff, se, n,
+    tolerance)."""
+
+    id: str
+    statement: str
+    paper: str
+    variants: frozenset[str]
+    frameworks: frozenset[str]
+    rule: str
+    evaluate: Callable[[list[dict], dict, float], dict]
+
+
+CONVENTIONS = (
+    'Scores are "higher is better" (accuracy; minus the error for DarcyFlow and Cosmic); SE is '
+    "the standard error over seeds. A difference counts only when it exceeds two SEs; "
+    "otherwise the verdict is `inconclusive`. Tolerance t: `tolerance.accuracy_points` (1 "
+    "accuracy point); dense tasks `tolerance.error_relative` (10 %) of the reference's mean "
+    "error. band: `claims.band` (0.05), the bound on abs(C_curr/C_target - 1)."
+)
+OVERALL_RULE = "fails if it fails on any dataset; holds if it holds on every one"
+
+_BOTH = frozenset({"torch", "jax"})
+REGISTRY = (
+    Claim(
+        "C1",
+        "learning kernel sizes helps: k >= ccnn",
+        "Sec. 3.1 results; Tables 1-3, DNArch_K vs CCNN_{4,140} (Global Kernels)",
+        frozenset({"ccnn", "k"}),
+        _BOTH,
+        "k - ccnn paired by (framework, seed) over torch and jax (same seed = same batch "
+        "order): holds if mean > 2 SE, fails if mean < -2 SE",
+        _c1,
+    ),
+    Claim(
+        "C2",
+        "learned downsampling cuts cost at no accuracy cost: kr's C_curr/C_target < 1 and kr "
+        "within tolerance of k",
+        "Sec. 3.1 results; Tables 1-3, DNArch_{K,R} (0.75-0.89x) vs DNArch_K",
+        frozenset({"k", "kr"}),
+        _BOTH,
+        "(a) kr's final C_curr/C_target: holds if mean + 2 SE < 1, fails if mean - 2 SE >= 1; "
+        "(b) kr - k paired as C1, non-inferior within t: holds if mean - 2 SE > -t, fails if "
+        "mean + 2 SE < -t; holds if both hold, fails if either fails",
+        _c2,
+    ),
+    Claim(
+        "C3",
+        "the budget holds throughout training: krwd's C_curr/C_target within 1 +- band at "
+        "every epoch",
+        "Sec. 3.2, Fig. 10",
+        frozenset({"krwd"}),
+        frozenset(),
+        "krwd's C_curr/C_target within 1 +- band at every epoch of every run (a bound on every "
+        "value, no SE)",
+        _c3,
+    ),
+    Claim(
+        "C4",
+        "krwd >= ccnn at equal complexity",
+        "Sec. 3.2 results; Tables 1-3, DNArch_{K,R,W,D} (1.00-1.05x) vs CCNN_{4,140} (Global "
+        "Kernels)",
+        frozenset({"ccnn", "krwd"}),
+        _BOTH,
+        "as C1 with krwd - ccnn; a win needs krwd's final C_curr/C_target within 1 +- band, "
+        "else inconclusive",
+        _c4,
+    ),
+    Claim(
+        "C5",
+        "PyTorch trim and virtual train to the same result",
+        "Sec. 4 (Limitations), Appx. E.1",
+        frozenset(),
+        frozenset({"torch", "torch_virtual"}),
+        "torch - torch_virtual paired by (variant, seed) over `claims.virtual_variants` (same "
+        "initialisation, same batches): holds if abs(mean) + 2 SE <= t, fails if abs(mean) - "
+        "2 SE > t and abs(mean) > 2 SE",
+        _c5,
+    ),
+    Claim(
+        "C6",
+        "PyTorch and JAX, each from its own initialisation, train to the same result",
+        "Sec. 4 (Limitations), Appx. E.1",
+        frozenset(),
+        _BOTH,
+        "per variant mean(torch) - mean(jax) with the unpaired (Welch) SE, averaged over "
+        "variants: equivalence as C5",
+        _c6,
+    ),
+)
+CLAIMS = {c.id: c for c in REGISTRY}
+
+
+def evaluate(claim: str, runs: list[dict], tol: dict, band: float) -> dict:
+    """One dataset's row of `claim`."""
+    return CLAIMS[claim].evaluate(runs, tol, band)
+
+
+def claims_table(results: list[dict], claims: list[str], tol: dict, band: float) -> pd.DataFrame:
     by_ds = defaultdict(list)
     for r in results:
         by_ds[r["dataset"]].append(r)
     rows = []
-    for c in claims:
+    for c in (CLAIMS[i] for i in claims):
         per = []
         for d in sorted(by_ds):
-            row = {"claim": c, "dataset": d, "statement": CLAIMS[c], "rule": rules[c]}
-            row.update(evaluate(c, by_ds[d], tol, band))
+            row = {"claim": c.id, "dataset": d, "statement": c.statement, "rule": c.rule}
+            row.update(c.evaluate(by_ds[d], tol, band))
             row["metric"] = by_ds[d][0].get("metric", "")
             per.append(row)
         rows += per
@@ -328,10 +389,10 @@ def claims_table(
         counts = ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v))
         rows.append(
             {
-                "claim": c,
+                "claim": c.id,
                 "dataset": "overall",
-                "statement": CLAIMS[c],
-                "rule": "fails if it fails on any dataset; holds if it holds on every one",
+                "statement": c.statement,
+                "rule": OVERALL_RULE,
                 "numbers": counts,
                 "verdict": combine(*verdicts) if verdicts else "inconclusive",
             }
@@ -341,14 +402,47 @@ def claims_table(
     return df[[*cols, "statement", "rule"]]
 
 
-RULES = {
-    "C1": "paired (framework, seed) k - ccnn: holds if > 2 SE, fails if < -2 SE",
-    "C2": "kr C/Ct: mean + 2 SE < 1; kr - k non-inferior within tolerance at 2 SE; both",
-    "C3": "every epoch of every krwd run within 1 +- band",
-    "C4": "as C1 with krwd; a win needs krwd's C/Ct within 1 +- band",
-    "C5": "paired (variant, seed) torch - torch_virtual: |mean| + 2 SE <= tolerance",
-    "C6": "per-variant torch - jax (Welch SE), mean over variants: |mean| + 2 SE <= tolerance",
-}
+# ---- docs -----------------------------------------------------------------------------------
+def _cell(text: str) -> str:
+    return text.replace("|", "/")
+
+
+def docs_block() -> str:
+    """The registry as Markdown: what docs/claims.md holds between its markers."""
+    lines = [
+        "| claim | statement | where the paper states it | needs (variants; frameworks) "
+        "| verdict rule |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in REGISTRY:
+        needs = "; ".join(
+            ", ".join(x for x in order if x in s)
+            for order, s in ((VARIANTS, c.variants), (FRAMEWORKS, c.frameworks))
+            if s
+        )
+        cells = (c.id, c.statement, c.paper, needs, c.rule)
+        lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    return "\n".join(
+        [
+            "<!-- rendered from the registry in reports/claims.py; regenerate with "
+            "`python -m reports.claims --write-docs` -->",
+            "",
+            CONVENTIONS,
+            "",
+            *lines,
+            "",
+            f"Overall, per claim over datasets: {OVERALL_RULE}; otherwise inconclusive.",
+        ]
+    )
+
+
+def docs_text(text: str) -> str:
+    """`text` (docs/claims.md) with the block between the markers replaced by docs_block()."""
+    head, begin, rest = text.partition(DOCS_BEGIN)
+    _, end, tail = rest.partition(DOCS_END)
+    if not begin or not end:
+        raise ClaimsError(f"{DOCS} lacks the markers {DOCS_BEGIN} ... {DOCS_END}")
+    return f"{head}{DOCS_BEGIN}\n{docs_block()}\n{DOCS_END}{tail}"
 
 
 # ---- figures --------------------------------------------------------------------------------
@@ -510,7 +604,13 @@ def report(df: pd.DataFrame, results: list[dict], out_dir: Path, profile: str, t
         "",
         "Rules:",
         "",
-        *[f"- {c}: {CLAIMS[c]}. Verdict rule: {RULES[c]}." for c in dict.fromkeys(df["claim"])],
+        CONVENTIONS,
+        "",
+        *[
+            f"- {c.id}: {c.statement} ({c.paper}). Verdict rule: {c.rule}."
+            for c in (CLAIMS[i] for i in dict.fromkeys(df["claim"]))
+        ],
+        f"- Overall: {OVERALL_RULE}; otherwise inconclusive.",
         "",
         "## Test metric per variant and framework (mean +- SE over seeds; C_curr/C_target)",
         "",
@@ -582,17 +682,24 @@ def _html(md_lines: list[str], images: dict[str, Path], profile: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reports.claims", description=__doc__.split("\n")[0])
-    p.add_argument("--profile", required=True)
+    p.add_argument("--write-docs", action="store_true", help=f"render the registry into {DOCS}")
+    p.add_argument("--profile")
     p.add_argument("--claims", nargs="+", default=list(CLAIMS))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--frameworks", nargs="+", default=["torch", "torch_virtual", "jax"])
     p.add_argument("--accuracy-points", type=float, default=1.0)
     p.add_argument("--error-relative", type=float, default=0.10)
     p.add_argument("--band", type=float, default=0.05, help="C3/C4: |C_curr/C_target - 1| bound")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir")
     p.add_argument("--tables", nargs="*", default=[], help="results tables to show paper-style")
-    p.add_argument("inputs", nargs="+")
+    p.add_argument("inputs", nargs="*")
     args = p.parse_args(argv)
+    if args.write_docs:
+        DOCS.write_text(docs_text(DOCS.read_text()))
+        print(f"wrote the claims registry into {DOCS}", file=sys.stderr)
+        return 0
+    if not (args.profile and args.out_dir and args.inputs):
+        p.error("--profile, --out-dir and at least one RESULT.json are required")
     try:
         check_request(args.claims, args.variants, args.frameworks)
         if Path(args.out_dir).resolve() in (
@@ -602,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ClaimsError(f"refusing to write claims outputs to {args.out_dir}")
         results = load(args.inputs, args.profile)
         tol = {"accuracy_points": args.accuracy_points, "error_relative": args.error_relative}
-        df = claims_table(results, args.claims, tol, args.band, RULES)
+        df = claims_table(results, args.claims, tol, args.band)
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         from pipelines.provenance import write_atomic

@@ -1,4 +1,4 @@
-"""The claims study (issue 12): the verdict rules of reports.claims on synthetic result files,
+"""The claims study: the verdict rules of reports.claims on synthetic result files,
 bad requests failing before any job, and a reduced claims workflow run (one dataset, one seed,
 a few steps, torch + torch_virtual + jax) that writes one claims.csv row per claim."""
 
@@ -56,7 +56,7 @@ def _verdicts(df):
 
 
 def test_rules_on_a_grid_where_the_paper_holds(tmp_path):
-    df = C.claims_table(_grid(tmp_path), list(C.CLAIMS), TOL, 0.05, C.RULES)
+    df = C.claims_table(_grid(tmp_path), list(C.CLAIMS), TOL, 0.05)
     assert set(df["verdict"]) <= set(C.VERDICTS)
     assert len(df) == 2 * len(C.CLAIMS)  # one dataset row + one overall row per claim
     assert _verdicts(df) == {c: "holds" for c in C.CLAIMS}
@@ -65,11 +65,11 @@ def test_rules_on_a_grid_where_the_paper_holds(tmp_path):
 def test_rules_fail_and_stay_inconclusive(tmp_path):
     # k worse than ccnn, kr not cheaper, krwd off budget at epoch 2
     res = _grid(tmp_path, k_gain=-5.0, kr_ratio=1.0, krwd_ratios=(1.0, 1.2, 1.0))
-    v = _verdicts(C.claims_table(res, list(C.CLAIMS), TOL, 0.05, C.RULES))
+    v = _verdicts(C.claims_table(res, list(C.CLAIMS), TOL, 0.05))
     assert v["C1"] == v["C2"] == v["C3"] == v["C4"] == "fails"
     # a difference within the seed noise is inconclusive, never a verdict
     noisy = _grid(tmp_path / "n", k_gain=0.5, noise=5.0)
-    assert _verdicts(C.claims_table(noisy, ["C1"], TOL, 0.05, C.RULES))["C1"] == "inconclusive"
+    assert _verdicts(C.claims_table(noisy, ["C1"], TOL, 0.05))["C1"] == "inconclusive"
 
 
 def test_one_seed_is_inconclusive_not_a_verdict():
