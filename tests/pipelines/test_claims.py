@@ -57,9 +57,17 @@ def _verdicts(df):
 
 def test_rules_on_a_grid_where_the_paper_holds(tmp_path):
     df = C.claims_table(_grid(tmp_path), list(C.CLAIMS), TOL, 0.05)
-    assert set(df["verdict"]) <= set(C.VERDICTS)
+    assert set(df["verdict"]) <= set(C.VERDICTS) | set(C.AGREEMENT)
     assert len(df) == 2 * len(C.CLAIMS)  # one dataset row + one overall row per claim
-    assert _verdicts(df) == {c: "holds" for c in C.CLAIMS}
+    per = df[df["dataset"] != "overall"]
+    assert set(per["outcome"]) == {"holds"}
+    # the paper claims C1-C4 on ListOps; C5 and C6 are the suite's own checks
+    assert _verdicts(df) == {
+        **{c: "holds" for c in ("C1", "C2", "C3", "C4")},
+        **{c: "agrees with the paper" for c in ("C5", "C6")},
+    }
+    assert list(per["claimed"]) == ["yes"] * 4 + ["no"] * 2
+    assert per["paper_source"].str.len().min() > 0
 
 
 def test_rules_fail_and_stay_inconclusive(tmp_path):
@@ -176,7 +184,9 @@ def test_reduced_claims_run(tmp_path):
     df = pd.read_csv(out / "claims.csv")
     per = df[df["dataset"] == "darcyflow"]
     assert list(per["claim"]) == list(C.CLAIMS)
-    assert set(df["verdict"]) <= set(C.VERDICTS)
+    assert set(df["verdict"]) <= set(C.VERDICTS) | set(C.AGREEMENT)
+    assert list(per["claimed"]) == ["yes"] * 4 + ["no"] * 2
+    assert per["paper_source"].str.contains("Sec. ").all()
     assert set(df[df["dataset"] == "overall"]["claim"]) == set(C.CLAIMS)
     assert "data:image/png;base64" in (out / "report.html").read_text()
     assert "## Claims" in (out / "report.md").read_text()
