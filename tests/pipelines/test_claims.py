@@ -186,7 +186,7 @@ def test_reduced_claims_run(tmp_path):
     assert list(per["claim"]) == list(C.CLAIMS)
     assert set(df["verdict"]) <= set(C.VERDICTS) | set(C.AGREEMENT)
     assert list(per["claimed"]) == ["yes"] * 4 + ["no"] * 2
-    assert per["paper_source"].str.contains("Sec. ").all()
+    assert per["paper_source"].str.match(r"(Sec\.|Appx\.) ").all()
     assert set(df[df["dataset"] == "overall"]["claim"]) == set(C.CLAIMS)
     assert "data:image/png;base64" in (out / "report.html").read_text()
     assert "## Claims" in (out / "report.md").read_text()
