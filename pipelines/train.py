@@ -13,7 +13,8 @@ Hyperparameters come from the profile (pipelines/config/<profile>.yaml, validate
 pipelines/config/schema.yaml): AdamW, linear warm-up then cosine annealing (per optimiser
 step, `common.schedule`), no weight decay on masks/BatchNorm/biases, mask clamping after every
 step, the complexity loss lambda * L_comp for krwd only (all inside
-`implementations.{torch,jax}.train`).
+`implementations.{torch,jax}.train`, whose `Backend` is what this module drives: the same
+methods in both frameworks, so nothing here depends on which one runs).
 
 Writes into DIR:
     metrics.csv      one row per epoch: train/val loss and metric, lr, C_curr/C_target, every
@@ -51,16 +52,16 @@ mask (Cosmic). The channels-first (torch) / channels-last (JAX) boundary is in p
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import hashlib
+import importlib
 import io
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ from implementations.common.config import VARIANTS, ModelConfig
 from pipelines import metrics as M
 from pipelines import provenance as P
 from pipelines import table6
-from pipelines.inputs import Resizer, output_channels_first, to_channels_last
+from pipelines.inputs import Resizer
 from pipelines.settings import (
     FRAMEWORKS,
     PROFILES,
@@ -106,6 +107,8 @@ class Interrupted(TrainError):
 def model_config(
     settings: dict, meta: dict, hp: dict, variant: str, shape, framework: str = "torch"
 ) -> ModelConfig:
+    """The model of a run: the profile's sizes, the dataset's task and channels (`meta`: a
+    meta.json, or the registry's spec as a dict), the dataset's hyperparameters."""
     m = settings["model"]
     task = meta["task"]
     tokens = meta["input_kind"] == "tokens"
@@ -139,269 +142,33 @@ def run_key(run: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-# ---- backends: same interface, numpy in and out (channels first) ---------------------------
-class TorchBackend:
-    name = "torch"
-    ckpt_name = "checkpoint.pt"
-
-    def __init__(self, cfg: ModelConfig, hp: dict, seed: int, loss: str, lam: float, steps: tuple):
-        import torch
-
-        from implementations.torch import model as tm
-        from implementations.torch import train as tt
-
-        self.torch, self.tt = torch, tt
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        torch.manual_seed(seed)
-        self.model = tm.build_model(cfg).to(self.device)
-        warmup, total = steps
-        self.opt, self.sched = tt.make_optimizer(
-            self.model, hp["lr"], hp["weight_decay"], warmup, total
-        )
-        self.loss, self.lam, self.cfg = loss, lam, cfg
-        self.names = {id(p): n for n, p in self.model.named_parameters()}
-
-    def _t(self, a: np.ndarray, kind: str):
-        t = self.torch.from_numpy(np.ascontiguousarray(a))
-        if kind == "label":
-            t = t.long()
-        return t.to(self.device)
-
-    def _xy(self, batch: dict):
-        x = self._t(batch["inputs"], "x")
-        y = self._t(batch["targets"], "label" if self.loss == "cross_entropy" else "y")
-        ig = self._t(batch["ignore"], "y") if "ignore" in batch else None
-        return x, y, ig
-
-    def step(self, batch: dict) -> dict[str, float]:
-        x, y, ig = self._xy(batch)
-        # which parameters were finite BEFORE the (in-place) step: read only on a NaN loss
-        with self.torch.no_grad():
-            self._finite_before = self.torch.stack(
-                [self.torch.isfinite(p).all() for p in self.model.parameters()]
-            )
-        return self.tt.train_step(self.model, self.opt, self.sched, x, y, self.loss, self.lam, ig)
-
-    def lr(self) -> float:
-        return float(self.opt.param_groups[0]["lr"])
-
-    def predict(self, batch: dict) -> tuple[np.ndarray, float]:
-        x, y, ig = self._xy(batch)
-        self.model.eval()
-        with self.torch.no_grad():
-            out = self.model(x)
-            loss = float(self.tt.task_loss(self.loss, out, y, ig))
-        return out.float().cpu().numpy(), loss
-
-    def complexity_ratio(self) -> float:
-        return self.model.complexity_ratio()
-
-    def realised_ratio(self) -> float:
-        """C of what trim computes (kept integer sizes) over C_target."""
-        return self.model.realised_complexity() / self.model.complexity_target()
-
-    def mask_sizes(self) -> dict[str, float]:
-        return dict(sorted(self.model.mask_sizes().items()))
-
-    def architecture(self) -> list[dict]:
-        return self.model.architecture()
-
-    def device_name(self) -> str:
-        return P.torch_device()
-
-    def inject_nan(self) -> str:
-        """Test hook: poison one parameter of the head with NaN."""
-        p = next(self.model.head.parameters())
-        with self.torch.no_grad():
-            p.fill_(float("nan"))
-        return self.names[id(p)]
-
-    def nonfinite(self) -> str:
-        before = self._finite_before.cpu().numpy()
-        bad_v, bad_g = [], []
-        for (n, p), ok in zip(self.model.named_parameters(), before):
-            if not ok:
-                bad_v.append(n)
-            if p.grad is not None and not bool(self.torch.isfinite(p.grad).all()):
-                bad_g.append(n)
-        return _describe(bad_v, bad_g, len(self.names), ("values before the step", "gradients"))
-
-    def save(self, path: Path, extra: dict) -> None:
-        torch = self.torch
-        blob = {
-            "model": self.model.state_dict(),
-            "opt": self.opt.state_dict(),
-            "sched": self.sched.state_dict(),
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "extra": json.dumps(extra),
-        }
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        P.write_bytes_atomic(path, buf.getvalue())
-
-    def load(self, path: Path) -> dict:
-        torch = self.torch
-        blob = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(blob["model"])
-        self.opt.load_state_dict(blob["opt"])
-        self.sched.load_state_dict(blob["sched"])
-        torch.set_rng_state(blob["rng"])
-        if blob["cuda_rng"]:
-            torch.cuda.set_rng_state_all(blob["cuda_rng"])
-        return json.loads(blob["extra"])
+# XLA's cheapest CPU compilation (smoke profile): no LLVM optimisation. Tiny programs spend
+# their time in compilation, not in running.
+FAST_COMPILE_FLAGS = (
+    "--xla_backend_optimization_level=0",
+    "--xla_llvm_disable_expensive_passes=true",
+)
 
 
-class JaxBackend:
-    name = "jax"
-    ckpt_name = "checkpoint.msgpack"
-
-    def __init__(self, cfg: ModelConfig, hp: dict, seed: int, loss: str, lam: float, steps: tuple):
-        import flax.serialization
-        import jax
-        import jax.numpy as jnp
-
-        from implementations.jax import model as jm
-        from implementations.jax import train as jt
-
-        self.jax, self.jnp, self.jm, self.jt, self.ser = jax, jnp, jm, jt, flax.serialization
-        self.model = jm.build_model(cfg)
-        warmup, total = steps
-        self.tx, self.schedule = jt.make_optimizer(
-            self.model, hp["lr"], hp["weight_decay"], warmup, total
-        )
-        model, tx = self.model, self.tx
-        # Eager: init_variables draws on the host and compiles only a small layout program
-        self.state = jt.init_train_state(model, tx, jax.random.PRNGKey(seed))
-        self.loss, self.lam, self.cfg = loss, lam, cfg
-        self._memo_cache: dict = {}
-        self._step = jt.jit_train_step(self.model, self.tx, loss, lam)
-        self._sizes = jax.jit(lambda v: model.apply(v, method=jm.DNArch.mask_size_values))
-        self._complexity = jax.jit(lambda v: jm.complexity(model, v))
-
-        def _predict(params, buffers, x, y, ignore):
-            out = model.apply({"params": params, "buffers": buffers}, x, train=False)
-            return out, jt.task_loss(loss, out, y, ignore)
-
-        self._predict = jax.jit(_predict)
-
-    def _xy(self, batch: dict):
-        jnp = self.jnp
-        dense = self.cfg.task == "dense"
-        x = batch["inputs"]
-        if not self.cfg.tokens:
-            x = to_channels_last(x)  # (B, C, *S) -> (B, *S, C)
-        y = to_channels_last(batch["targets"]) if dense else batch["targets"]
-        ig = to_channels_last(batch["ignore"]) if "ignore" in batch else None
-        return jnp.asarray(x), jnp.asarray(y), None if ig is None else jnp.asarray(ig)
-
-    def step(self, batch: dict) -> dict[str, float]:
-        x, y, ig = self._xy(batch)
-        self.prev = self.state
-        if ig is None:
-            self.state, m = self._step(self.state, x, y)
-        else:
-            self.state, m = self._step(self.state, x, y, ig)
-        return self.jt.to_numpy_metrics(m)
-
-    def lr(self) -> float:
-        return float(self.schedule(int(self.state.step)))
-
-    def predict(self, batch: dict) -> tuple[np.ndarray, float]:
-        x, y, ig = self._xy(batch)
-        out, loss = self._predict(self.state.params, self.state.buffers, x, y, ig)
-        return output_channels_first(np.asarray(out), self.cfg.task == "dense"), float(loss)
-
-    def _variables(self) -> dict:
-        return {"params": self.state.params, "buffers": self.state.buffers}
-
-    def complexity_ratio(self) -> float:
-        c = float(self._complexity(self._variables()))
-        return c / self.jm.complexity_target(self.model)
-
-    def _mask_key(self) -> bytes:
-        """The mask parameters' bytes: the architecture depends on nothing else."""
-        params = self.state.params
-        return b"|".join(
-            np.asarray(self.jm.leaf_at(params, path)).tobytes()
-            for path, _, _ in self.jm.mask_bounds(self.cfg)
-        )
-
-    def _memo(self, name: str, compute):
-        """`compute()` once per mask-parameter values: the eager evaluation costs ~0.1 s of
-        JAX dispatch per call, and a run asks again for the same masks (the last epoch's row,
-        the final result, the best epoch's reload)."""
-        key = (name, self._mask_key())
-        if key not in self._memo_cache:
-            self._memo_cache[key] = compute()
-        return copy.deepcopy(self._memo_cache[key])
-
-    def realised_ratio(self) -> float:
-        """C of what a trimmed network computes (kept integer sizes) over C_target."""
-        c = self._memo(
-            "realised", lambda: self.jm.realised_complexity(self.model, self._variables())
-        )
-        return c / self.jm.complexity_target(self.model)
-
-    def mask_sizes(self) -> dict[str, float]:
-        return {k: float(v) for k, v in sorted(self._sizes(self._variables()).items())}
-
-    def architecture(self) -> list[dict]:
-        return self._memo(
-            "architecture", lambda: self.jm.architecture(self.model, self._variables())
-        )
-
-    def device_name(self) -> str:
-        return P.jax_device()
-
-    def _leaves(self, tree) -> list[tuple[str, Any]]:
-        flat = self.jax.tree_util.tree_flatten_with_path(tree)[0]
-        return [(".".join(str(getattr(k, "key", k)) for k in path), v) for path, v in flat]
-
-    def inject_nan(self) -> str:
-        params = self.state.params
-        head = "head" if "head" in params else "head_out"
-        poisoned = {**params, head: {**params[head], "bias": params[head]["bias"] * np.nan}}
-        self.state = self.state.replace(params=poisoned)
-        return f"{head}.bias"
-
-    def nonfinite(self) -> str:
-        before = [n for n, v in self._leaves(self.prev.params) if not np.isfinite(v).all()]
-        after = [n for n, v in self._leaves(self.state.params) if not np.isfinite(v).all()]
-        total = len(self._leaves(self.state.params))
-        return _describe(before, after, total, ("values before the step", "values after it"))
-
-    def save(self, path: Path, extra: dict) -> None:
-        blob = {"state": self.ser.to_state_dict(self.state), "extra": json.dumps(extra)}
-        P.write_bytes_atomic(path, self.ser.msgpack_serialize(blob))
-
-    def load(self, path: Path) -> dict:
-        blob = self.ser.msgpack_restore(Path(path).read_bytes())
-        try:
-            self.state = self.ser.from_state_dict(self.state, blob["state"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise TrainError(
-                f"{path}: its training state does not fit this version's ({e}); checkpoints "
-                "written before the flat JAX optimiser state (issue 14) cannot be resumed: "
-                "delete it to start afresh or pass another --out"
-            ) from None
-        return json.loads(blob["extra"])
+def configure_xla(threads: int, fast_compile: bool) -> None:
+    """Before importing a framework: one job = `threads` cores (Snakemake `threads:`), and
+    optionally XLA's cheapest CPU compilation (smoke profile). XLA_FLAGS set by the caller
+    win, flag by flag."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if threads == 1 and not any("intra_op_parallelism_threads" in f for f in flags):
+        flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
+    if fast_compile:
+        given = {f.split("=")[0] for f in flags}
+        flags += [f for f in FAST_COMPILE_FLAGS if f.split("=")[0] not in given]
+    os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
-def _describe(first: list, second: list, total: int, labels=("values", "gradients")) -> str:
-    def fmt(names: list) -> str:
-        if not names:
-            return "none"
-        shown = ", ".join(names[:8])
-        return f"{shown}" + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
-
-    return (
-        f"parameters with non-finite {labels[0]}: {fmt(first)}; with non-finite "
-        f"{labels[1]}: {fmt(second)} ({total} parameters in all)"
-    )
-
-
-BACKENDS = {"torch": TorchBackend, "jax": JaxBackend}
+def data_kind(meta: dict) -> str:
+    """real | generated | substitute: what the tables print in their `data` column."""
+    if meta["source"] == "download":
+        return "real"
+    return "substitute" if meta.get("substitute") else "generated"
 
 
 # ---- evaluation -------------------------------------------------------------------------
@@ -419,6 +186,10 @@ class Evaluator:
             mean, std = fields
             eps = float(norm["eps"])
             self.decode = lambda z: z * (std + eps) + mean  # (B, 1, H, W) decoded scale
+
+    @property
+    def higher_is_better(self) -> bool:
+        return M.METRICS[self.metric][0]
 
     def prepare(self, batch: dict) -> dict:
         return self.resizer.apply(batch, self.tokens) if self.resizer is not None else batch
@@ -451,262 +222,6 @@ class Evaluator:
         return loss, 1.0 - M.auroc(M.sigmoid(out[keep]), tgt[keep] > 0.5)
 
 
-# ---- the run ----------------------------------------------------------------------------
-def write_metrics(path: Path, history: list[dict]) -> None:
-    fields: list[str] = []
-    for row in history:
-        fields += [k for k in row if k not in fields]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    w.writerows(history)
-    P.write_atomic(path, buf.getvalue())
-
-
-# XLA's cheapest CPU compilation (smoke profile): no LLVM optimisation. Tiny programs spend
-# their time in compilation, not in running. Tried for issue 14 without a clear gain:
-# --xla_cpu_max_isa=SSE4_2 (10-15 % less compile time in one comparison, ~4 % in an
-# interleaved one), --xla_cpu_parallel_codegen_split_count=1, --xla_cpu_use_xnnpack=false.
-FAST_COMPILE_FLAGS = (
-    "--xla_backend_optimization_level=0",
-    "--xla_llvm_disable_expensive_passes=true",
-)
-
-
-def configure_xla(threads: int, fast_compile: bool) -> None:
-    """Before importing a framework: one job = `threads` cores (Snakemake `threads:`), and
-    optionally XLA's cheapest CPU compilation (smoke profile). XLA_FLAGS set by the caller
-    win, flag by flag."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    if threads == 1 and not any("intra_op_parallelism_threads" in f for f in flags):
-        flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
-    if fast_compile:
-        given = {f.split("=")[0] for f in flags}
-        flags += [f for f in FAST_COMPILE_FLAGS if f.split("=")[0] not in given]
-    os.environ["XLA_FLAGS"] = " ".join(flags)
-
-
-def train(args: argparse.Namespace) -> dict:
-    t_start = time.perf_counter()
-    settings = load_profile(args.profile, args.config)
-    hp = dict(hyper(settings, args.dataset))
-    if args.epochs is not None:
-        hp["epochs"] = args.epochs
-    data_dir = Path(args.data or Path(settings["paths"]["data"]) / args.dataset)
-    try:
-        meta = load_meta(data_dir)
-    except DataError as e:
-        hint = f"the workflow makes it: snakemake --cores 1 {data_dir}/meta.json"
-        if args.profile == "paper":
-            hint += f" (or: python -m data_prep {args.dataset} --source download --out {data_dir})"
-        raise TrainError(f"{e}; {hint}") from None
-    if meta["dataset"] != args.dataset:
-        raise TrainError(f"{data_dir} holds {meta['dataset']!r}, not {args.dataset!r}")
-    if args.profile == "paper" and meta["source"] != "download":
-        raise TrainError(
-            f"{data_dir} holds GENERATED data ({meta['source']}); the paper profile needs the "
-            f"real data: python -m data_prep {args.dataset} --source download --out {data_dir}"
-        )
-    threads = settings["threads"] if args.threads is None else args.threads
-    configure_xla(threads, settings["xla_fast_compile"])
-
-    resizer = Resizer.from_settings(meta, hp)
-    shape = resizer.target_shape if resizer else tuple(meta["input_shape"])
-    cfg = model_config(settings, meta, hp, args.variant, shape, args.framework)
-    ev = Evaluator(args.dataset, meta, data_dir, resizer)
-    loss = LOSS_BY_METRIC[ev.metric]
-    lam = float(hp["lam"]) if cfg.uses_complexity_loss else 0.0
-
-    n_train = int(meta["splits"]["train"]["size"])
-    batch_size = min(int(hp["batch_size"]), n_train)
-    train_it = BatchIterator(data_dir, "train", batch_size, drop_last=True, seed=args.seed)
-    # drop_last: the train-metric batches have the training batch shape (one JAX compile less)
-    train_eval_it = BatchIterator(
-        data_dir, "train", batch_size, shuffle=False, augment=False, drop_last=True
-    )
-    val_it = BatchIterator(data_dir, "val", batch_size)
-    test_it = BatchIterator(data_dir, "test", batch_size)
-    steps_per_epoch = len(train_it)
-    epochs = int(hp["epochs"])
-    warmup = int(hp["warmup_epochs"]) * steps_per_epoch
-    total = epochs * steps_per_epoch
-
-    run = {
-        "framework": args.framework,
-        "dataset": args.dataset,
-        "variant": args.variant,
-        "profile": args.profile,
-        "seed": args.seed,
-        "hyper": hp,
-        "batch_size": batch_size,
-        "steps_per_epoch": steps_per_epoch,
-        "model": cfg.to_dict(),
-        "data_checksums": meta.get("raw_checksums"),
-        "resize": None if resizer is None else {"shape": list(shape), "mode": resizer.mode},
-    }
-    key = run_key(run)
-    import_threads(backend_of(args.framework), threads)
-    backend = BACKENDS[backend_of(args.framework)](cfg, hp, args.seed, loss, lam, (warmup, total))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / backend.ckpt_name
-    best_name = "best" + Path(backend.ckpt_name).suffix
-    history: list[dict] = []
-    start_epoch, train_wall = 0, 0.0
-    if ckpt.exists():
-        extra = backend.load(ckpt)
-        if extra["run_key"] != key:
-            raise TrainError(
-                f"{ckpt} was written by a different configuration (key {extra['run_key']}, this "
-                f"run {key}); delete it to start afresh or pass another --out"
-            )
-        start_epoch, history, train_wall = extra["epoch"], extra["history"], extra["train_wall_s"]
-        print(f"resuming from {ckpt} at epoch {start_epoch}/{epochs}", file=sys.stderr)
-        write_metrics(out / "metrics.csv", history)
-
-    from tqdm import tqdm
-
-    tag = f"{args.framework}/{args.dataset}/{args.variant}/s{args.seed}"
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        bar = tqdm(
-            train_it.epoch(epoch),
-            total=steps_per_epoch,
-            desc=f"{tag} epoch {epoch + 1}/{epochs}",
-            file=sys.stderr,
-            mininterval=2.0,
-            disable=args.no_progress,
-        )
-        step_losses = []
-        for i, raw in enumerate(bar):
-            step = epoch * steps_per_epoch + i
-            batch = ev.prepare(raw)
-            if args.debug_nan_step is not None and step == args.debug_nan_step:
-                name = backend.inject_nan()
-                print(f"debug: injected NaN into {name} before step {step}", file=sys.stderr)
-            lr = backend.lr()
-            m = backend.step(batch)
-            if not np.isfinite(m["loss"]):
-                raise NonFiniteLoss(
-                    f"non-finite loss ({m['loss']}) at step {step} (epoch {epoch + 1}, batch "
-                    f"{i + 1}/{steps_per_epoch}, lr {lr:.3g}): {backend.nonfinite()}. The last "
-                    f"good checkpoint {ckpt if ckpt.exists() else '(none yet)'} is unchanged."
-                )
-            step_losses.append(m["task_loss"])
-            bar.set_postfix(loss=f"{m['task_loss']:.4f}", refresh=False)
-        train_eval_loss, train_metric = ev.run(backend, train_eval_it, hp["train_eval_batches"])
-        val_loss, val_metric = ev.run(backend, val_it)
-        epoch_wall = time.perf_counter() - t0
-        train_wall += epoch_wall
-        ratio = backend.complexity_ratio()
-        best = _best_epoch(history, f"val_{ev.metric}", M.METRICS[ev.metric][0])
-        if best is None or _better(val_metric, best[1], M.METRICS[ev.metric][0]):
-            backend.save(out / best_name, {"epoch": epoch + 1})  # before the checkpoint: resume
-        row = {
-            "epoch": epoch + 1,
-            "step": (epoch + 1) * steps_per_epoch,
-            "lr": backend.lr(),
-            "train_loss": float(np.mean(step_losses)),
-            "train_eval_loss": train_eval_loss,
-            f"train_{ev.metric}": train_metric,
-            "val_loss": val_loss,
-            f"val_{ev.metric}": val_metric,
-            "c_ratio": ratio,
-            "c_ratio_realised": backend.realised_ratio(),
-            "wall_s": round(epoch_wall, 3),
-        }
-        row.update({f"size.{k}": v for k, v in backend.mask_sizes().items()})
-        history.append(row)
-        extra = {"run_key": key, "epoch": epoch + 1, "history": history, "train_wall_s": train_wall}
-        backend.save(ckpt, extra)
-        write_metrics(out / "metrics.csv", history)
-        print(
-            f"{tag} epoch {epoch + 1}/{epochs}: train {row['train_loss']:.4f} val {val_loss:.4f} "
-            f"{ev.metric} {val_metric:.4f} C/Ct {ratio:.3f}",
-            file=sys.stderr,
-        )
-        if args.debug_stop_after_epoch is not None and epoch + 1 == args.debug_stop_after_epoch:
-            raise Interrupted(f"debug: stopped after the checkpoint of epoch {epoch + 1}")
-
-    higher, unit = M.METRICS[ev.metric]
-    final = {
-        "test_loss": ev.run(backend, test_it),
-        "c_ratio": backend.complexity_ratio(),
-        "c_ratio_realised": backend.realised_ratio(),
-        "architecture": backend.architecture(),
-        "mask_sizes": backend.mask_sizes(),
-    }
-    final["test_loss"], final["test_metric"] = final["test_loss"]
-    best = _best_epoch(history, f"val_{ev.metric}", higher)
-    chosen = final
-    if best is not None and best[0] != len(history):  # reload the best-validation checkpoint
-        backend.load(out / best_name)
-        loss_b, metric_b = ev.run(backend, test_it)
-        chosen = {
-            "test_loss": loss_b,
-            "test_metric": metric_b,
-            "c_ratio": backend.complexity_ratio(),
-            "c_ratio_realised": backend.realised_ratio(),
-            "architecture": backend.architecture(),
-            "mask_sizes": backend.mask_sizes(),
-        }
-    test_metric = chosen["test_metric"]
-    result_arch = chosen["architecture"]
-    devs = table6.deviations(args.dataset, {**hp, "batch_size": batch_size}, settings["model"])
-    result = P.provenance(
-        framework=args.framework,
-        dataset=args.dataset,
-        variant=args.variant,
-        profile=args.profile,
-        seed=args.seed,
-        # how the PyTorch model ran (JAX always runs the virtual computation)
-        torch_mode=cfg.mode if backend.name == "torch" else None,
-        metric=ev.metric,
-        metric_unit=unit,
-        higher_is_better=higher,
-        evaluation="best_val",  # the reference CCNN protocol; the final epoch's numbers below
-        test_metric=test_metric,
-        test_loss=chosen["test_loss"],
-        best_epoch=best[0] if best is not None else None,
-        val_metric=best[1] if best is not None else None,
-        val_is_test=meta.get("split_aliases", {}).get("val") == "test",
-        test_metric_final=final["test_metric"],
-        test_loss_final=final["test_loss"],
-        val_metric_final=history[-1][f"val_{ev.metric}"] if history else None,
-        c_ratio=chosen["c_ratio"],
-        c_ratio_realised=chosen["c_ratio_realised"],
-        c_ratio_final=final["c_ratio"],
-        c_ratio_realised_final=final["c_ratio_realised"],
-        c_target=float(_c_target(backend)),
-        mask_sizes=chosen["mask_sizes"],
-        architecture=result_arch,
-        depth=len(result_arch),
-        architecture_final=final["architecture"],
-        deviations=devs if args.profile == "paper" else [],
-        epochs=epochs,
-        steps=total,
-        wall_s=round(train_wall, 3),
-        wall_s_this_process=round(time.perf_counter() - t_start, 3),
-        device=backend.device_name(),
-        threads=threads,
-        data={
-            "dir": str(data_dir),
-            "source": meta["source"],
-            "substitute": bool(meta.get("substitute")),
-            "kind": data_kind(meta),
-            "distribution": meta.get("distribution"),  # faithful | approximate | ... (issue 11)
-            "splits": {k: v["size"] for k, v in meta["splits"].items()},
-        },
-        run_key=key,
-        config=run,
-        settings_description=settings.get("description", ""),
-    )
-    P.write_json(out / "result.json", result)
-    print(f"{tag}: test {ev.metric} {test_metric:.4f}, C/Ct {result['c_ratio']:.3f} -> {out}")
-    return result
-
-
 def _better(value: float, than: float, higher: bool) -> bool:
     """Strictly better (ties keep the earlier epoch); NaN is never better."""
     if not np.isfinite(value):
@@ -724,26 +239,412 @@ def _best_epoch(history: list[dict], key: str, higher: bool) -> tuple[int, float
     return best
 
 
-def import_threads(framework: str, threads: int) -> None:
-    if framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _c_target(backend) -> float:
-    if backend.name == "torch":
-        return backend.model.complexity_target()
-    return backend.jm.complexity_target(backend.model)
-
-
-def data_kind(meta: dict) -> str:
-    """real | generated | substitute: what the tables print in their `data` column."""
-    if meta["source"] == "download":
-        return "real"
-    return "substitute" if meta.get("substitute") else "generated"
+# ---- files of a run -----------------------------------------------------------------------
+def write_metrics(path: Path, history: list[dict]) -> None:
+    fields: list[str] = []
+    for row in history:
+        fields += [k for k in row if k not in fields]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(history)
+    P.write_atomic(path, buf.getvalue())
 
 
+def checkpoint_path(backend, out: Path) -> Path:
+    return out / backend.ckpt_name
+
+
+def best_path(backend, out: Path) -> Path:
+    """The checkpoint of the best-validation epoch so far: best.pt / best.msgpack."""
+    return out / ("best" + Path(backend.ckpt_name).suffix)
+
+
+def save_checkpoint(backend, path: Path, extra: dict) -> None:
+    """Atomically (temp file + rename): a killed job leaves the previous checkpoint whole."""
+    P.write_bytes_atomic(path, backend.checkpoint_bytes(extra))
+
+
+def load_checkpoint(backend, path: Path) -> dict:
+    """Restore `backend` from `path`; returns the checkpoint's extras."""
+    try:
+        return backend.restore(Path(path).read_bytes())
+    except ValueError as e:
+        raise TrainError(f"{path}: {e}: delete it to start afresh or pass another --out") from None
+
+
+# ---- setup --------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """What a run fixes before its first epoch."""
+
+    args: argparse.Namespace  # one variant, `out` formatted (run_args)
+    settings: dict  # the profile
+    hp: dict  # the dataset's hyperparameters, with the command line's overrides
+    meta: dict  # the dataset's meta.json
+    data_dir: Path
+    threads: int
+    cfg: ModelConfig
+    ev: Evaluator
+    loss: str
+    lam: float  # lambda of the complexity loss (0 unless the variant learns its size)
+    batch_size: int
+    train_it: BatchIterator  # shuffled, augmented
+    train_eval_it: BatchIterator  # fixed prefix, no augmentation
+    val_it: BatchIterator
+    test_it: BatchIterator
+    config: dict  # what the run key hashes; result.json's "config"
+
+    @property
+    def out(self) -> Path:
+        return Path(self.args.out)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.hp["epochs"])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.config["steps_per_epoch"]
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def key(self) -> str:
+        return run_key(self.config)
+
+    @property
+    def tag(self) -> str:
+        a = self.args
+        return f"{a.framework}/{a.dataset}/{a.variant}/s{a.seed}"
+
+
+def setup(args: argparse.Namespace) -> Job:
+    """Profile, data, model configuration and iterators of a run; XLA configured (before any
+    framework is imported)."""
+    settings = load_profile(args.profile, args.config)
+    hp = dict(hyper(settings, args.dataset))
+    if args.epochs is not None:
+        hp["epochs"] = args.epochs
+    data_dir = Path(args.data or Path(settings["paths"]["data"]) / args.dataset)
+    meta = _load_meta(args, data_dir)
+    threads = settings["threads"] if args.threads is None else args.threads
+    configure_xla(threads, settings["xla_fast_compile"])
+
+    resizer = Resizer.from_settings(meta, hp)
+    shape = resizer.target_shape if resizer else tuple(meta["input_shape"])
+    cfg = model_config(settings, meta, hp, args.variant, shape, args.framework)
+    ev = Evaluator(args.dataset, meta, data_dir, resizer)
+    batch_size = min(int(hp["batch_size"]), int(meta["splits"]["train"]["size"]))
+    train_it = BatchIterator(data_dir, "train", batch_size, drop_last=True, seed=args.seed)
+    config = {
+        "framework": args.framework,
+        "dataset": args.dataset,
+        "variant": args.variant,
+        "profile": args.profile,
+        "seed": args.seed,
+        "hyper": hp,
+        "batch_size": batch_size,
+        "steps_per_epoch": len(train_it),
+        "model": cfg.to_dict(),
+        "data_checksums": meta.get("raw_checksums"),
+        "resize": None if resizer is None else {"shape": list(shape), "mode": resizer.mode},
+    }
+    return Job(
+        args=args,
+        settings=settings,
+        hp=hp,
+        meta=meta,
+        data_dir=data_dir,
+        threads=threads,
+        cfg=cfg,
+        ev=ev,
+        loss=LOSS_BY_METRIC[ev.metric],
+        lam=float(hp["lam"]) if cfg.uses_complexity_loss else 0.0,
+        batch_size=batch_size,
+        train_it=train_it,
+        # drop_last: the train-metric batches have the training batch shape (one JAX
+        # compilation less)
+        train_eval_it=BatchIterator(
+            data_dir, "train", batch_size, shuffle=False, augment=False, drop_last=True
+        ),
+        val_it=BatchIterator(data_dir, "val", batch_size),
+        test_it=BatchIterator(data_dir, "test", batch_size),
+        config=config,
+    )
+
+
+def _load_meta(args: argparse.Namespace, data_dir: Path) -> dict:
+    """The dataset's meta.json, refused when it is another dataset's or, for the paper
+    profile, generated data; a missing one names the command that makes it."""
+    try:
+        meta = load_meta(data_dir)
+    except DataError as e:
+        hint = f"the workflow makes it: snakemake --cores 1 {data_dir}/meta.json"
+        if args.profile == "paper":
+            hint += f" (or: python -m data_prep {args.dataset} --source download --out {data_dir})"
+        raise TrainError(f"{e}; {hint}") from None
+    if meta["dataset"] != args.dataset:
+        raise TrainError(f"{data_dir} holds {meta['dataset']!r}, not {args.dataset!r}")
+    if args.profile == "paper" and meta["source"] != "download":
+        raise TrainError(
+            f"{data_dir} holds GENERATED data ({meta['source']}); the paper profile needs the "
+            f"real data: python -m data_prep {args.dataset} --source download --out {data_dir}"
+        )
+    return meta
+
+
+def backend_class(framework: str) -> type:
+    """`Backend` of `implementations.<torch|jax>.train`. Imported only here: after
+    configure_xla, and never the framework that does not run."""
+    return importlib.import_module(f"implementations.{backend_of(framework)}.train").Backend
+
+
+def open_backend(job: Job):
+    """A fresh model and optimiser for `job` (seeded by its seed)."""
+    cls = backend_class(job.args.framework)
+    cls.set_threads(job.threads)
+    warmup = int(job.hp["warmup_epochs"]) * job.steps_per_epoch
+    steps = (warmup, job.total_steps)
+    return cls(job.cfg, job.hp, job.args.seed, job.loss, job.lam, steps)
+
+
+# ---- the epoch loop -----------------------------------------------------------------------
+@dataclass
+class Progress:
+    """What the checkpoint carries besides the framework's state."""
+
+    epoch: int = 0  # epochs done
+    history: list[dict] = field(default_factory=list)  # metrics.csv: one row per epoch
+    train_wall: float = 0.0  # seconds spent training and evaluating, over all processes
+
+    def extra(self, key: str) -> dict:
+        return {
+            "run_key": key,
+            "epoch": self.epoch,
+            "history": self.history,
+            "train_wall_s": self.train_wall,
+        }
+
+
+def resume(backend, job: Job) -> Progress:
+    """The run directory made, and `backend` restored from its checkpoint if it has one."""
+    job.out.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoint_path(backend, job.out)
+    if not ckpt.exists():
+        return Progress()
+    extra = load_checkpoint(backend, ckpt)
+    if extra["run_key"] != job.key:
+        raise TrainError(
+            f"{ckpt} was written by a different configuration (key {extra['run_key']}, this "
+            f"run {job.key}); delete it to start afresh or pass another --out"
+        )
+    progress = Progress(extra["epoch"], extra["history"], extra["train_wall_s"])
+    print(f"resuming from {ckpt} at epoch {progress.epoch}/{job.epochs}", file=sys.stderr)
+    write_metrics(job.out / "metrics.csv", progress.history)
+    return progress
+
+
+def run_epoch(backend, job: Job, progress: Progress, epoch: int) -> None:
+    """Train epoch `epoch` (0-based), evaluate, keep the best-validation checkpoint, then the
+    checkpoint and metrics.csv."""
+    t0 = time.perf_counter()
+    step_losses = train_steps(backend, job, epoch)
+    train_eval_loss, train_metric = job.ev.run(
+        backend, job.train_eval_it, job.hp["train_eval_batches"]
+    )
+    val_loss, val_metric = job.ev.run(backend, job.val_it)
+    epoch_wall = time.perf_counter() - t0
+    ratio = backend.complexity_ratio()
+    metric = job.ev.metric
+    best = _best_epoch(progress.history, f"val_{metric}", job.ev.higher_is_better)
+    if best is None or _better(val_metric, best[1], job.ev.higher_is_better):
+        # before the checkpoint: a resumed run's best.* is never older than its history
+        save_checkpoint(backend, best_path(backend, job.out), {"epoch": epoch + 1})
+    row = {
+        "epoch": epoch + 1,
+        "step": (epoch + 1) * job.steps_per_epoch,
+        "lr": backend.lr(),
+        "train_loss": float(np.mean(step_losses)),
+        "train_eval_loss": train_eval_loss,
+        f"train_{metric}": train_metric,
+        "val_loss": val_loss,
+        f"val_{metric}": val_metric,
+        "c_ratio": ratio,
+        "c_ratio_realised": backend.realised_ratio(),
+        "wall_s": round(epoch_wall, 3),
+    }
+    row.update({f"size.{k}": v for k, v in backend.mask_sizes().items()})
+    progress.history.append(row)
+    progress.epoch = epoch + 1
+    progress.train_wall += epoch_wall
+    save_checkpoint(backend, checkpoint_path(backend, job.out), progress.extra(job.key))
+    write_metrics(job.out / "metrics.csv", progress.history)
+    print(
+        f"{job.tag} epoch {epoch + 1}/{job.epochs}: train {row['train_loss']:.4f} val "
+        f"{val_loss:.4f} {metric} {val_metric:.4f} C/Ct {ratio:.3f}",
+        file=sys.stderr,
+    )
+    stop = job.args.debug_stop_after_epoch
+    if stop is not None and epoch + 1 == stop:
+        raise Interrupted(f"debug: stopped after the checkpoint of epoch {epoch + 1}")
+
+
+def train_steps(backend, job: Job, epoch: int) -> list[float]:
+    """The optimiser steps of one epoch; their task losses. A non-finite loss stops the run
+    and names the step and the offending parameters."""
+    from tqdm import tqdm
+
+    n = job.steps_per_epoch
+    bar = tqdm(
+        job.train_it.epoch(epoch),
+        total=n,
+        desc=f"{job.tag} epoch {epoch + 1}/{job.epochs}",
+        file=sys.stderr,
+        mininterval=2.0,
+        disable=job.args.no_progress,
+    )
+    losses = []
+    for i, raw in enumerate(bar):
+        step = epoch * n + i
+        batch = job.ev.prepare(raw)
+        if job.args.debug_nan_step is not None and step == job.args.debug_nan_step:
+            name = backend.inject_nan()
+            print(f"debug: injected NaN into {name} before step {step}", file=sys.stderr)
+        lr = backend.lr()
+        m = backend.step(batch)
+        if not np.isfinite(m["loss"]):
+            ckpt = checkpoint_path(backend, job.out)
+            raise NonFiniteLoss(
+                f"non-finite loss ({m['loss']}) at step {step} (epoch {epoch + 1}, batch "
+                f"{i + 1}/{n}, lr {lr:.3g}): {_describe(*backend.nonfinite())}. The last "
+                f"good checkpoint {ckpt if ckpt.exists() else '(none yet)'} is unchanged."
+            )
+        losses.append(m["task_loss"])
+        bar.set_postfix(loss=f"{m['task_loss']:.4f}", refresh=False)
+    return losses
+
+
+def _describe(found: dict[str, list[str]], total: int) -> str:
+    """`found`: parameter names per kind of non-finite number (two kinds, from the backend)."""
+
+    def fmt(names: list) -> str:
+        if not names:
+            return "none"
+        shown = ", ".join(names[:8])
+        return f"{shown}" + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
+
+    (first, first_names), (second, second_names) = found.items()
+    return (
+        f"parameters with non-finite {first}: {fmt(first_names)}; with non-finite "
+        f"{second}: {fmt(second_names)} ({total} parameters in all)"
+    )
+
+
+# ---- the result ---------------------------------------------------------------------------
+def snapshot(backend, job: Job) -> dict:
+    """The model as it is now: its test loss and metric, C_curr/C_target (mask sizes and what
+    trim computes), found architecture and mask sizes."""
+    test_loss, test_metric = job.ev.run(backend, job.test_it)
+    return {
+        "test_loss": test_loss,
+        "test_metric": test_metric,
+        "c_ratio": backend.complexity_ratio(),
+        "c_ratio_realised": backend.realised_ratio(),
+        "architecture": backend.architecture(),
+        "mask_sizes": backend.mask_sizes(),
+    }
+
+
+def final_and_best(backend, job: Job, history: list[dict]):
+    """(final epoch's snapshot, best-validation epoch's snapshot, (best epoch, its val
+    metric) or None). The best epoch's checkpoint is reloaded unless it is the final one."""
+    final = snapshot(backend, job)
+    best = _best_epoch(history, f"val_{job.ev.metric}", job.ev.higher_is_better)
+    if best is None or best[0] == len(history):
+        return final, final, best
+    load_checkpoint(backend, best_path(backend, job.out))
+    return final, snapshot(backend, job), best
+
+
+def write_result(backend, job: Job, progress: Progress, t_start: float) -> dict:
+    """Test the final and the best-validation model; result.json."""
+    final, chosen, best = final_and_best(backend, job, progress.history)
+    args, meta, history = job.args, job.meta, progress.history
+    metric = job.ev.metric
+    higher, unit = M.METRICS[metric]
+    devs = table6.deviations(
+        args.dataset, {**job.hp, "batch_size": job.batch_size}, job.settings["model"]
+    )
+    result = P.provenance(
+        framework=args.framework,
+        dataset=args.dataset,
+        variant=args.variant,
+        profile=args.profile,
+        seed=args.seed,
+        torch_mode=backend.torch_mode(),  # how the PyTorch model ran
+        metric=metric,
+        metric_unit=unit,
+        higher_is_better=higher,
+        evaluation="best_val",  # the reference CCNN protocol; the final epoch's numbers below
+        test_metric=chosen["test_metric"],
+        test_loss=chosen["test_loss"],
+        best_epoch=best[0] if best is not None else None,
+        val_metric=best[1] if best is not None else None,
+        val_is_test=meta.get("split_aliases", {}).get("val") == "test",
+        test_metric_final=final["test_metric"],
+        test_loss_final=final["test_loss"],
+        val_metric_final=history[-1][f"val_{metric}"] if history else None,
+        c_ratio=chosen["c_ratio"],
+        c_ratio_realised=chosen["c_ratio_realised"],
+        c_ratio_final=final["c_ratio"],
+        c_ratio_realised_final=final["c_ratio_realised"],
+        c_target=float(backend.complexity_target()),
+        mask_sizes=chosen["mask_sizes"],
+        architecture=chosen["architecture"],
+        depth=len(chosen["architecture"]),
+        architecture_final=final["architecture"],
+        deviations=devs if args.profile == "paper" else [],
+        epochs=job.epochs,
+        steps=job.total_steps,
+        wall_s=round(progress.train_wall, 3),
+        wall_s_this_process=round(time.perf_counter() - t_start, 3),
+        device=backend.device_name(),
+        threads=job.threads,
+        data={
+            "dir": str(job.data_dir),
+            "source": meta["source"],
+            "substitute": bool(meta.get("substitute")),
+            "kind": data_kind(meta),
+            "distribution": meta.get("distribution"),  # faithful | approximate | ...
+            "splits": {k: v["size"] for k, v in meta["splits"].items()},
+        },
+        run_key=job.key,
+        config=job.config,
+        settings_description=job.settings.get("description", ""),
+    )
+    P.write_json(job.out / "result.json", result)
+    print(
+        f"{job.tag}: test {metric} {result['test_metric']:.4f}, C/Ct {result['c_ratio']:.3f} "
+        f"-> {job.out}"
+    )
+    return result
+
+
+def train(args: argparse.Namespace) -> dict:
+    """One run (one variant): setup, the epochs not yet in its checkpoint, result.json."""
+    t_start = time.perf_counter()
+    job = setup(args)
+    backend = open_backend(job)
+    progress = resume(backend, job)
+    for epoch in range(progress.epoch, job.epochs):
+        run_epoch(backend, job, progress, epoch)
+    return write_result(backend, job, progress, t_start)
+
+
+# ---- command line ---------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.train",

@@ -1,7 +1,8 @@
 """Optimisation of a DNArch model in JAX (Appx. E.2): optax AdamW with the shared warm-up +
 cosine schedule (`common.schedule`), no weight decay on masks, BatchNorm parameters and
 biases, task loss + lambda * L_comp (Eq. 8) and mask clamping after every step (Appx. E.1).
-Mirrors `implementations.torch.train`.
+Mirrors `implementations.torch.train`, down to `Backend`: the one class through which the
+training CLI (`pipelines.train`) drives a model, with the same methods in both frameworks.
 
 Signature differences from PyTorch (functional style):
 - `make_optimizer(model, lr, weight_decay, warmup_steps, total_steps)` returns
@@ -19,22 +20,35 @@ bias-corrected moments, eps added to sqrt(v_hat) (eps_root = 0).
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
+import flax.serialization
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from implementations.common.config import ModelConfig
 from implementations.common.schedule import lr_table
 from implementations.jax.model import (
     DNArch,
+    architecture,
+    build_model,
     clamp_masks,
+    complexity,
     complexity_loss,
+    complexity_target,
     init_variables,
+    leaf_at,
+    mask_bounds,
     param_groups,
+    realised_complexity,
 )
+from pipelines.inputs import output_channels_first, to_channels_last
+from pipelines.provenance import jax_device
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -83,11 +97,11 @@ def make_optimizer(
 
 def flat_adamw(schedule: Any, weight_decay: float, decay_mask: Any) -> optax.GradientTransformation:
     """optax.adamw(schedule, ADAM_BETAS, ADAM_EPS, weight_decay, mask=decay_mask) on ONE flat
-    vector of all parameters (issue 14): the same element-wise arithmetic, but XLA compiles
-    a handful of fused loops for the update instead of several per parameter leaf (krwd smoke
-    step: 719 -> 566 fusions, 1.5 CPU-s less compile time). The moments are stored flat;
-    `decay_mask(params)` is a tree of Python bools like `params` (static), turned into a
-    constant 0/1 vector, so masked-out leaves get `+ weight_decay * 0 * p` = exactly nothing."""
+    vector of all parameters: the same element-wise arithmetic, but XLA compiles a handful of
+    fused loops for the update instead of several per parameter leaf, so the train step
+    compiles faster. The moments are stored flat; `decay_mask(params)` is a tree of Python
+    bools like `params` (static), turned into a constant 0/1 vector, so masked-out leaves get
+    `+ weight_decay * 0 * p` = exactly nothing."""
     from jax.flatten_util import ravel_pytree
 
     adam = optax.scale_by_adam(b1=ADAM_BETAS[0], b2=ADAM_BETAS[1], eps=ADAM_EPS)
@@ -192,3 +206,152 @@ def jit_train_step(model: DNArch, optimizer: optax.GradientTransformation, loss:
 def to_numpy_metrics(metrics: dict[str, jax.Array]) -> dict[str, float]:
     """Host floats of the metrics (PyTorch's train_step returns floats)."""
     return {k: float(np.asarray(v)) for k, v in metrics.items()}
+
+
+class Backend:
+    """A JAX DNArch as the training CLI drives it (`implementations.torch.train.Backend` has
+    the same methods): NumPy batches in, channels first, as the iterator yields them (moved
+    to channels last here, `pipelines.inputs`); NumPy outputs (channels first again) and host
+    floats out. `steps` is (warm-up steps, total steps) of the schedule."""
+
+    name = "jax"
+    ckpt_name = "checkpoint.msgpack"
+
+    @staticmethod
+    def set_threads(threads: int) -> None:
+        """Nothing to do: XLA takes its thread count from XLA_FLAGS, which must be set before
+        jax is imported (`pipelines.train.configure_xla`)."""
+
+    def __init__(self, cfg: ModelConfig, hp: dict, seed: int, loss: str, lam: float, steps: tuple):
+        self.model = build_model(cfg)
+        warmup, total = steps
+        self.tx, self.schedule = make_optimizer(
+            self.model, hp["lr"], hp["weight_decay"], warmup, total
+        )
+        model = self.model
+        # Eager: init_variables draws on the host and compiles only a small layout program
+        self.state = init_train_state(model, self.tx, jax.random.PRNGKey(seed))
+        self.loss, self.lam, self.cfg = loss, lam, cfg
+        self._memo_cache: dict = {}
+        self._step = jit_train_step(model, self.tx, loss, lam)
+        self._sizes = jax.jit(lambda v: model.apply(v, method=DNArch.mask_size_values))
+        self._complexity = jax.jit(lambda v: complexity(model, v))
+
+        def _predict(params, buffers, x, y, ignore):
+            out = model.apply({"params": params, "buffers": buffers}, x, train=False)
+            return out, task_loss(loss, out, y, ignore)
+
+        self._predict = jax.jit(_predict)
+
+    def _xy(self, batch: dict):
+        dense = self.cfg.task == "dense"
+        x = batch["inputs"]
+        if not self.cfg.tokens:
+            x = to_channels_last(x)  # (B, C, *S) -> (B, *S, C)
+        y = to_channels_last(batch["targets"]) if dense else batch["targets"]
+        ig = to_channels_last(batch["ignore"]) if "ignore" in batch else None
+        return jnp.asarray(x), jnp.asarray(y), None if ig is None else jnp.asarray(ig)
+
+    def step(self, batch: dict) -> dict[str, float]:
+        """One optimiser step on `batch`: the loss terms before it."""
+        x, y, ig = self._xy(batch)
+        self.prev = self.state  # what `nonfinite` compares with after a NaN loss
+        if ig is None:
+            self.state, m = self._step(self.state, x, y)
+        else:
+            self.state, m = self._step(self.state, x, y, ig)
+        return to_numpy_metrics(m)
+
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        return float(self.schedule(int(self.state.step)))
+
+    def predict(self, batch: dict) -> tuple[np.ndarray, float]:
+        """(output channels first, mean task loss) in evaluation mode."""
+        x, y, ig = self._xy(batch)
+        out, loss = self._predict(self.state.params, self.state.buffers, x, y, ig)
+        return output_channels_first(np.asarray(out), self.cfg.task == "dense"), float(loss)
+
+    def _variables(self) -> dict:
+        return {"params": self.state.params, "buffers": self.state.buffers}
+
+    def complexity_target(self) -> float:
+        """C_target (Eq. 10 sizes of the configured network)."""
+        return complexity_target(self.model)
+
+    def complexity_ratio(self) -> float:
+        """C_curr / C_target (Eq. 10 mask sizes)."""
+        return float(self._complexity(self._variables())) / self.complexity_target()
+
+    def _mask_key(self) -> bytes:
+        """The mask parameters' bytes: the architecture depends on nothing else."""
+        params = self.state.params
+        return b"|".join(
+            np.asarray(leaf_at(params, path)).tobytes() for path, _, _ in mask_bounds(self.cfg)
+        )
+
+    def _memo(self, name: str, compute):
+        """`compute()` once per mask-parameter values: the eager evaluation costs ~0.1 s of
+        JAX dispatch per call, and a run asks again for the same masks (the last epoch's row,
+        the final result, the best epoch's reload)."""
+        key = (name, self._mask_key())
+        if key not in self._memo_cache:
+            self._memo_cache[key] = compute()
+        return copy.deepcopy(self._memo_cache[key])
+
+    def realised_ratio(self) -> float:
+        """C of what a trimmed network computes (kept integer sizes) over C_target."""
+        c = self._memo("realised", lambda: realised_complexity(self.model, self._variables()))
+        return c / self.complexity_target()
+
+    def mask_sizes(self) -> dict[str, float]:
+        return {k: float(v) for k, v in sorted(self._sizes(self._variables()).items())}
+
+    def architecture(self) -> list[dict]:
+        return self._memo("architecture", lambda: architecture(self.model, self._variables()))
+
+    def torch_mode(self) -> str | None:
+        """None: JAX always runs the virtual computation."""
+        return None
+
+    def device_name(self) -> str:
+        return jax_device()
+
+    def _leaves(self, tree) -> list[tuple[str, Any]]:
+        flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return [(".".join(str(getattr(k, "key", k)) for k in path), v) for path, v in flat]
+
+    def inject_nan(self) -> str:
+        """Test hook: poison one parameter of the head with NaN; returns its name."""
+        params = self.state.params
+        head = "head" if "head" in params else "head_out"
+        poisoned = {**params, head: {**params[head], "bias": params[head]["bias"] * np.nan}}
+        self.state = self.state.replace(params=poisoned)
+        return f"{head}.bias"
+
+    def nonfinite(self) -> tuple[dict[str, list[str]], int]:
+        """After a non-finite loss: the parameters with non-finite values before the step and
+        after it, and how many parameters there are."""
+        before = [n for n, v in self._leaves(self.prev.params) if not np.isfinite(v).all()]
+        after = [n for n, v in self._leaves(self.state.params) if not np.isfinite(v).all()]
+        total = len(self._leaves(self.state.params))
+        return {"values before the step": before, "values after it": after}, total
+
+    def checkpoint_bytes(self, extra: dict) -> bytes:
+        """The TrainState (params, buffers, opt_state, step, rng) and `extra` (JSON), flax
+        msgpack."""
+        blob = {"state": flax.serialization.to_state_dict(self.state), "extra": json.dumps(extra)}
+        return flax.serialization.msgpack_serialize(blob)
+
+    def restore(self, data: bytes) -> dict:
+        """The state `checkpoint_bytes` wrote; returns its `extra`. A ValueError when the
+        state does not fit this model and optimiser."""
+        blob = flax.serialization.msgpack_restore(data)
+        try:
+            self.state = flax.serialization.from_state_dict(self.state, blob["state"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"its training state does not fit this version's ({e}); checkpoints written "
+                "before the flat JAX optimiser state cannot be resumed"
+            ) from None
+        return json.loads(blob["extra"])

@@ -1,16 +1,23 @@
 """Optimisation of a DNArch model in PyTorch (Appx. E.2): AdamW with the shared warm-up +
 cosine schedule (`common.schedule`), no weight decay on masks, BatchNorm parameters and
 biases, task loss + lambda * L_comp (Eq. 8) and mask clamping after every step (Appx. E.1).
-Mirrors `implementations.jax.train`.
+Mirrors `implementations.jax.train`, down to `Backend`: the one class through which the
+training CLI (`pipelines.train`) drives a model, with the same methods in both frameworks.
 """
 
 from __future__ import annotations
 
+import io
+import json
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from implementations.common.config import ModelConfig
 from implementations.common.schedule import lr_table
-from implementations.torch.model import DNArch
+from implementations.torch.model import DNArch, build_model
+from pipelines.provenance import torch_device
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -83,7 +90,7 @@ def train_step(
 
 class CompiledForward:
     """`model(x)` with the plan computed eagerly (one host synchronisation, `DNArch.plan`) and
-    `DNArch.forward_planned` compiled by `torch.compile` once per distinct plan (issue 14).
+    `DNArch.forward_planned` compiled by `torch.compile` once per distinct plan.
 
     With a bucketed trim model (`build_model(cfg, bucketed=True)`) the plans are few, so each
     is traced and compiled once and then replayed while the masks move inside its buckets
@@ -121,3 +128,134 @@ class CompiledForward:
 def compiled_forward(model: DNArch, backend: str = "inductor", mode: str | None = None):
     """A `CompiledForward` of `model` (see there)."""
     return CompiledForward(model, backend, mode)
+
+
+class Backend:
+    """A PyTorch DNArch as the training CLI drives it (`implementations.jax.train.Backend` has
+    the same methods): NumPy batches in, channels first, as the iterator yields them; NumPy
+    outputs and host floats out. `steps` is (warm-up steps, total steps) of the schedule."""
+
+    name = "torch"
+    ckpt_name = "checkpoint.pt"
+
+    @staticmethod
+    def set_threads(threads: int) -> None:
+        """One job = `threads` cores (before the model is built)."""
+        torch.set_num_threads(threads)
+
+    def __init__(self, cfg: ModelConfig, hp: dict, seed: int, loss: str, lam: float, steps: tuple):
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch.manual_seed(seed)
+        self.model = build_model(cfg).to(self.device)
+        warmup, total = steps
+        self.opt, self.sched = make_optimizer(
+            self.model, hp["lr"], hp["weight_decay"], warmup, total
+        )
+        self.loss, self.lam, self.cfg = loss, lam, cfg
+        self.names = {id(p): n for n, p in self.model.named_parameters()}
+
+    def _t(self, a: np.ndarray, kind: str) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        if kind == "label":
+            t = t.long()
+        return t.to(self.device)
+
+    def _xy(self, batch: dict):
+        x = self._t(batch["inputs"], "x")
+        y = self._t(batch["targets"], "label" if self.loss == "cross_entropy" else "y")
+        ig = self._t(batch["ignore"], "y") if "ignore" in batch else None
+        return x, y, ig
+
+    def step(self, batch: dict) -> dict[str, float]:
+        """One optimiser step on `batch`: the loss terms before it."""
+        x, y, ig = self._xy(batch)
+        # the step updates the parameters in place: which were finite before it is only
+        # knowable now (read by `nonfinite` after a NaN loss)
+        with torch.no_grad():
+            self._finite_before = torch.stack(
+                [torch.isfinite(p).all() for p in self.model.parameters()]
+            )
+        return train_step(self.model, self.opt, self.sched, x, y, self.loss, self.lam, ig)
+
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        return float(self.opt.param_groups[0]["lr"])
+
+    def predict(self, batch: dict) -> tuple[np.ndarray, float]:
+        """(output channels first, mean task loss) in evaluation mode."""
+        x, y, ig = self._xy(batch)
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(x)
+            loss = float(task_loss(self.loss, out, y, ig))
+        return out.float().cpu().numpy(), loss
+
+    def complexity_target(self) -> float:
+        """C_target (Eq. 10 sizes of the configured network)."""
+        return self.model.complexity_target()
+
+    def complexity_ratio(self) -> float:
+        """C_curr / C_target (Eq. 10 mask sizes)."""
+        return self.model.complexity_ratio()
+
+    def realised_ratio(self) -> float:
+        """C of what trim computes (kept integer sizes) over C_target."""
+        return self.model.realised_complexity() / self.complexity_target()
+
+    def mask_sizes(self) -> dict[str, float]:
+        return dict(sorted(self.model.mask_sizes().items()))
+
+    def architecture(self) -> list[dict]:
+        return self.model.architecture()
+
+    def torch_mode(self) -> str | None:
+        """How the PyTorch model runs: trim or virtual."""
+        return self.cfg.mode
+
+    def device_name(self) -> str:
+        return torch_device()
+
+    def inject_nan(self) -> str:
+        """Test hook: poison one parameter of the head with NaN; returns its name."""
+        p = next(self.model.head.parameters())
+        with torch.no_grad():
+            p.fill_(float("nan"))
+        return self.names[id(p)]
+
+    def nonfinite(self) -> tuple[dict[str, list[str]], int]:
+        """After a non-finite loss: the parameters with non-finite values before the step and
+        those with non-finite gradients, and how many parameters there are."""
+        before = self._finite_before.cpu().numpy()
+        bad_v, bad_g = [], []
+        for (n, p), ok in zip(self.model.named_parameters(), before):
+            if not ok:
+                bad_v.append(n)
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                bad_g.append(n)
+        return {"values before the step": bad_v, "gradients": bad_g}, len(self.names)
+
+    def checkpoint_bytes(self, extra: dict) -> bytes:
+        """Model, optimiser, scheduler and RNG state, and `extra` (JSON), as `torch.save`
+        writes them."""
+        blob = {
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "extra": json.dumps(extra),
+        }
+        buf = io.BytesIO()
+        torch.save(blob, buf)
+        return buf.getvalue()
+
+    def restore(self, data: bytes) -> dict:
+        """The state `checkpoint_bytes` wrote; returns its `extra`."""
+        blob = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
+        self.model.load_state_dict(blob["model"])
+        self.opt.load_state_dict(blob["opt"])
+        self.sched.load_state_dict(blob["sched"])
+        torch.set_rng_state(blob["rng"])
+        if blob["cuda_rng"]:
+            torch.cuda.set_rng_state_all(blob["cuda_rng"])
+        return json.loads(blob["extra"])

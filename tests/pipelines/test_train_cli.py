@@ -274,18 +274,19 @@ def test_a_failing_variant_does_not_stop_the_others(monkeypatch, tmp_path, capsy
 
 
 def test_a_jax_checkpoint_with_the_old_optimizer_layout_is_refused_clearly(tmp_path):
-    """Checkpoints written before the flat AdamW state (issue 14) hold optax.adamw's per-leaf
-    state: resuming one fails with a TrainError naming the file and what to do."""
+    """Checkpoints written before the flat AdamW state hold optax.adamw's per-leaf state:
+    resuming one fails with a TrainError naming the file and what to do."""
     import flax.serialization as ser
     import jax
     import optax
 
     from implementations.common.config import ModelConfig
     from implementations.jax import model as jm
+    from implementations.jax.train import Backend
 
     cfg = ModelConfig(variant="k", data_dim=1, input_shape=(9,), out_size=2, in_channels=1)
     hp = {"lr": 0.01, "weight_decay": 0.1}
-    backend = T.JaxBackend(cfg, hp, 0, "cross_entropy", 0.0, (1, 4))
+    backend = Backend(cfg, hp, 0, "cross_entropy", 0.0, (1, 4))
     old = optax.adamw(
         backend.schedule, weight_decay=0.1, mask=lambda p: jm.param_groups(backend.model, p)
     ).init(backend.state.params)
@@ -293,36 +294,9 @@ def test_a_jax_checkpoint_with_the_old_optimizer_layout_is_refused_clearly(tmp_p
     path = tmp_path / "checkpoint.msgpack"
     path.write_bytes(ser.msgpack_serialize({"state": state, "extra": json.dumps({"epoch": 1})}))
     with pytest.raises(T.TrainError, match="cannot be resumed: delete it"):
-        backend.load(path)
+        T.load_checkpoint(backend, path)
     before = jax.tree_util.tree_leaves(backend.state)
-    backend.save(tmp_path / "new.msgpack", {"epoch": 1})  # the current layout round-trips
-    assert backend.load(tmp_path / "new.msgpack") == {"epoch": 1}
+    T.save_checkpoint(backend, tmp_path / "new.msgpack", {"epoch": 1})  # the current layout
+    assert T.load_checkpoint(backend, tmp_path / "new.msgpack") == {"epoch": 1}  # round-trips
     for a, b in zip(before, jax.tree_util.tree_leaves(backend.state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-
-
-def test_jax_backend_architecture_follows_the_masks_it_is_asked_about():
-    """The backend remembers architecture / realised complexity per mask values: after the
-    masks move, it reports the new network (the direct computation), and asked again for the
-    old masks it reports the old one."""
-    import jax
-
-    from implementations.common.config import ModelConfig
-    from implementations.jax import model as jm
-
-    cfg = ModelConfig(
-        variant="krwd", data_dim=1, input_shape=(33,), out_size=2, in_channels=1, width=4,
-        max_width=8, blocks=2, max_blocks=3,
-    )  # fmt: skip
-    backend = T.JaxBackend(cfg, {"lr": 0.01, "weight_decay": 0.1}, 0, "cross_entropy", 0.1, (1, 4))
-    first_state = backend.state
-    first, first_ratio = backend.architecture(), backend.realised_ratio()
-    params = first_state.params
-    for path, lo, _hi in jm.mask_bounds(cfg):  # every mask to its lower clamp: a smaller net
-        params = jm._replace_leaf(params, path, jax.numpy.full_like(jm.leaf_at(params, path), lo))
-    backend.state = first_state.replace(params=params)
-    moved = backend.architecture()
-    assert moved == jm.architecture(backend.model, backend._variables()) != first
-    assert backend.realised_ratio() < first_ratio
-    backend.state = first_state
-    assert backend.architecture() == first and backend.realised_ratio() == first_ratio

@@ -1,8 +1,10 @@
-"""JAX training: losses equal PyTorch's, the schedule is the shared table, and the jitted
-train step compiles ONCE while mask parameters (and so the architecture a trimmed network
-would keep) change between calls."""
+"""JAX training: losses equal PyTorch's, the schedule is the shared table, the jitted train
+step compiles ONCE while mask parameters (and so the architecture a trimmed network would
+keep) change between calls, and the training CLI's `Backend` has PyTorch's interface."""
 
 from __future__ import annotations
+
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +104,7 @@ def test_train_step_compiles_once_while_masks_change(monkeypatch):
 
 
 def test_flat_adamw_equals_optax_adamw_with_the_decay_mask():
-    """The flat optimiser (one vector for all leaves, issue 14) takes the same steps as
+    """The flat optimiser (one vector for all leaves) takes the same steps as
     optax.adamw with the per-leaf weight-decay mask: float64, 6 steps through warm-up and decay
     of the shared schedule, odd leaf shapes, leaves with and without decay. Tolerance: 1e-15
     relative (the same element-wise operations; only the array layout differs)."""
@@ -145,3 +147,40 @@ def test_flat_adamw_rejects_a_mask_of_another_shape():
     params = {"x": jnp.ones(2), "y": jnp.ones(3)}
     with pytest.raises(ValueError, match="decay mask has 1 leaves, the parameters 2"):
         flat.update(params, flat.init(params), params)
+
+
+def test_backend_has_the_interface_of_the_pytorch_backend():
+    """The training CLI drives either framework through the same `Backend` methods: same
+    public names, same signatures."""
+
+    def interface(cls) -> dict:
+        return {
+            name: inspect.signature(member) if callable(member) else type(member)
+            for name, member in vars(cls).items()
+            if not name.startswith("_") or name == "__init__"
+        }
+
+    assert interface(jt.Backend) == interface(tt.Backend)
+    assert (jt.Backend.name, tt.Backend.name) == ("jax", "torch")
+
+
+def test_jax_backend_architecture_follows_the_masks_it_is_asked_about():
+    """The backend remembers architecture / realised complexity per mask values: after the
+    masks move, it reports the new network (the direct computation), and asked again for the
+    old masks it reports the old one."""
+    cfg = ModelConfig(
+        variant="krwd", data_dim=1, input_shape=(33,), out_size=2, in_channels=1, width=4,
+        max_width=8, blocks=2, max_blocks=3,
+    )  # fmt: skip
+    backend = jt.Backend(cfg, {"lr": 0.01, "weight_decay": 0.1}, 0, "cross_entropy", 0.1, (1, 4))
+    first_state = backend.state
+    first, first_ratio = backend.architecture(), backend.realised_ratio()
+    params = first_state.params
+    for path, lo, _hi in jm.mask_bounds(cfg):  # every mask to its lower clamp: a smaller net
+        params = jm._replace_leaf(params, path, jax.numpy.full_like(jm.leaf_at(params, path), lo))
+    backend.state = first_state.replace(params=params)
+    moved = backend.architecture()
+    assert moved == jm.architecture(backend.model, backend._variables()) != first
+    assert backend.realised_ratio() < first_ratio
+    backend.state = first_state
+    assert backend.architecture() == first and backend.realised_ratio() == first_ratio
