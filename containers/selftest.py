@@ -91,21 +91,11 @@ def check_builds(image: Image) -> list[str]:
     return errors
 
 
-def tiny_config():
-    from implementations.common.config import ModelConfig
+def selftest_config():
+    """Check 4's model: the tiny krwd, 1D, L = 33, one input channel, two outputs."""
+    from implementations.common.config import tiny_config
 
-    return ModelConfig(
-        variant="krwd",
-        data_dim=1,
-        input_shape=(33,),
-        in_channels=1,
-        out_size=2,
-        width=4,
-        max_width=8,
-        blocks=2,
-        max_blocks=4,
-        kernel_hidden=8,
-    )
+    return tiny_config("krwd", (33,), in_channels=1, out_size=2)
 
 
 def forward_torch(device: str) -> tuple[tuple[int, ...], bool]:
@@ -115,7 +105,7 @@ def forward_torch(device: str) -> tuple[tuple[int, ...], bool]:
 
     dev = {"cpu": "cpu", "gpu": "cuda"}[device]
     torch.manual_seed(0)
-    model = build_model(tiny_config()).to(dev).eval()
+    model = build_model(selftest_config()).to(dev).eval()
     with torch.no_grad():
         y = model(torch.randn(2, 1, 33, device=dev))  # (B, C, L) -> (B, out)
     return tuple(y.shape), bool(torch.isfinite(y).all())
@@ -130,7 +120,7 @@ def forward_jax(device: str) -> tuple[tuple[int, ...], bool]:
     backend = jax.default_backend()
     if backend != device:
         raise RuntimeError(f"jax runs on {backend!r}, expected {device!r}")
-    model = build_model(tiny_config())
+    model = build_model(selftest_config())
     variables = init_variables(model, jax.random.PRNGKey(0))
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 33, 1))  # (B, L, C): channels last
     y = model.apply(variables, x)

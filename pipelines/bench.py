@@ -29,7 +29,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from implementations.common.config import ModelConfig
+from implementations.common.config import ModelConfig, tiny_config
 from implementations.torch.model import build_model, set_sigmoid_masks
 from pipelines.provenance import provenance, torch_device, write_csv, write_json
 
@@ -150,10 +150,7 @@ def _trimdiff_configs(sizes) -> list[tuple[str, ModelConfig]]:
     for variant in ("kr", "krwd"):
         for shape in sizes:
             task = "global" if len(shape) == 1 else "dense"
-            cfg = ModelConfig(
-                variant=variant, data_dim=len(shape), input_shape=shape, in_channels=2,
-                task=task, **small,
-            )  # fmt: skip
+            cfg = tiny_config(variant, shape, task=task, in_channels=2, **small)
             out.append((variant, cfg))
     return out
 

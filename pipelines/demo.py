@@ -19,7 +19,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from implementations.common.config import ModelConfig
+from implementations.common.config import tiny_config
 from implementations.torch.model import build_model
 from implementations.torch.train import make_optimizer, task_loss, train_step
 from pipelines.provenance import provenance, torch_device, write_atomic, write_json
@@ -30,19 +30,10 @@ SHAPES = {1: (128,), 2: (24, 24)}
 
 def run_one(variant: str, dd: int, steps: int, seed: int) -> dict:
     torch.manual_seed(seed)
-    cfg = ModelConfig(
-        variant=variant,
-        data_dim=dd,
-        input_shape=SHAPES[dd],
-        in_channels=1,
-        out_size=2,
-        width=16,
-        max_width=32,
-        blocks=2,
-        max_blocks=4,
-        kernel_hidden=32,
+    cfg = tiny_config(
+        variant, SHAPES[dd], in_channels=1, out_size=2, width=16, max_width=32, kernel_hidden=32,
         w0=3000.0,
-    )
+    )  # fmt: skip
     model = build_model(cfg)
     x, y = (torch.from_numpy(a) for a in toy_problem(dd, SHAPES[dd], 512, seed=seed + 1))
     xt, yt = (torch.from_numpy(a) for a in toy_problem(dd, SHAPES[dd], 256, seed=seed + 2))

@@ -73,7 +73,7 @@ import numpy as np
 
 from implementations.common import grids
 from implementations.common import weight_map as wm
-from implementations.common.config import ModelConfig
+from implementations.common.config import ModelConfig, tiny_config
 from pipelines.provenance import jax_device, provenance, torch_device, write_atomic, write_json
 
 TOLERANCE = {"float64": 1e-9, "float32": 2e-4}
@@ -140,24 +140,10 @@ class Case:
         )
 
 
-def tiny_config(variant: str, data_dim: int, head: str) -> ModelConfig:
+def case_config(variant: str, data_dim: int, head: str) -> ModelConfig:
     """Awkward, tiny sizes (1D L = 33, 2D 9 x 7) so the fast tier stays fast."""
     shape = (33,) if data_dim == 1 else (9, 7)
-    common = dict(
-        variant=variant,
-        data_dim=data_dim,
-        input_shape=shape,
-        width=6,
-        max_width=12,
-        blocks=2,
-        max_blocks=4,
-        kernel_hidden=16,
-        dropout=0.0,
-        w0=1000.0,
-    )
-    if head == "retrieval":
-        return ModelConfig(task="retrieval", out_size=2, vocab_size=11, **common)
-    return ModelConfig(task=head, out_size=3, in_channels=2, **common)
+    return tiny_config(variant, shape, task=head, width=6, max_width=12, kernel_hidden=16)
 
 
 def all_cases(
@@ -416,7 +402,7 @@ def run_case(case: Case, seed: int = 0) -> list[dict]:
 
     if case.dtype == "float64" and not jax.config.jax_enable_x64:
         raise RuntimeError("parity: float64 needs jax_enable_x64 (the CLI and tests set it)")
-    cfg = tiny_config(case.variant, case.data_dim, case.head)
+    cfg = case_config(case.variant, case.data_dim, case.head)
     tol = TOLERANCE[case.dtype]
     rows: list[dict] = []
 
@@ -563,7 +549,7 @@ def write_provenance(path: Path, cases: list[Case], seed: int, wall_s: float) ->
             trim_resolution_bound=TRIM_RESOLUTION_BOUND,
             cases=[dataclasses.asdict(c) for c in cases],
             configs={
-                f"{v}-{d}d-{h}": dataclasses.asdict(tiny_config(v, d, h))
+                f"{v}-{d}d-{h}": dataclasses.asdict(case_config(v, d, h))
                 for v, d, h in sorted({(c.variant, c.data_dim, c.head) for c in cases})
             },
             wall_s=round(wall_s, 1),

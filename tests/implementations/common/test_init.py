@@ -19,7 +19,7 @@ import torch
 
 from implementations.common import init as law
 from implementations.common import weight_map as wm
-from implementations.common.config import ModelConfig
+from implementations.common.config import ModelConfig, tiny_config
 from implementations.jax import model as jm
 from implementations.torch import build_model as build_torch
 
@@ -30,33 +30,14 @@ Z = 6.0
 
 
 def _config(kind: str) -> ModelConfig:
-    common = dict(width=6, max_width=10, blocks=2, max_blocks=3, kernel_hidden=16)
+    small = dict(width=6, max_width=10, max_blocks=3, kernel_hidden=16)
     if kind == "retrieval":
-        return ModelConfig(
-            variant="krwd",
-            data_dim=1,
-            input_shape=(33,),
-            task="retrieval",
-            out_size=2,
-            vocab_size=11,
-            embed_dim=5,
-            w0=27500.0,
-            **common,
-        )
+        return tiny_config("krwd", (33,), task="retrieval", embed_dim=5, w0=27500.0, **small)
     if kind == "dense2d":
-        return ModelConfig(
-            variant="krwd",
-            data_dim=2,
-            input_shape=(11, 9),
-            task="dense",
-            out_size=1,
-            in_channels=3,
-            w0=24500.0,
-            **common,
+        return tiny_config(
+            "krwd", (11, 9), task="dense", out_size=1, in_channels=3, w0=24500.0, **small
         )
-    return ModelConfig(
-        variant="ccnn", data_dim=1, input_shape=(29,), out_size=10, in_channels=1, **common
-    )
+    return tiny_config("ccnn", (29,), out_size=10, in_channels=1, **small)
 
 
 def _draws(cfg: ModelConfig):

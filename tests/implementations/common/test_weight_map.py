@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from implementations.common import weight_map as wm
-from implementations.common.config import ModelConfig
+from implementations.common.config import ModelConfig, tiny_config
 from implementations.jax import model as jm
 from implementations.torch import build_model as build_torch
 
@@ -24,20 +24,10 @@ CASES = [
 
 def config(variant: str, data_dim: int, head: str) -> ModelConfig:
     shape = (13,) if data_dim == 1 else (7, 5)
-    common = dict(
-        variant=variant,
-        data_dim=data_dim,
-        input_shape=shape,
-        width=3,
-        max_width=5,
-        blocks=2,
-        max_blocks=3,
-        kernel_hidden=4,
-        kernel_layers=3,
-    )
+    small = dict(width=3, max_width=5, max_blocks=3, kernel_hidden=4, kernel_layers=3)
     if head == "retrieval":
-        return ModelConfig(task=head, out_size=2, vocab_size=7, embed_dim=4, **common)
-    return ModelConfig(task=head, out_size=3, in_channels=2, **common)
+        return tiny_config(variant, shape, task=head, vocab_size=7, embed_dim=4, **small)
+    return tiny_config(variant, shape, task=head, **small)
 
 
 @pytest.mark.parametrize(("variant", "data_dim", "head"), CASES)

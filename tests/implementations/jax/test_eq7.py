@@ -13,7 +13,7 @@ import pytest
 from implementations.common import grids
 from implementations.common import masks as ref
 from implementations.common import reference as R
-from implementations.common.config import ModelConfig
+from implementations.common.config import tiny_config
 from implementations.jax import model as jm
 from implementations.jax.fourier import masked_conv
 from tests.implementations.eq7_cases import STATES, W0
@@ -24,18 +24,10 @@ T = 0.1
 
 
 def _model(shape, w0, tau=50.0):
-    cfg = ModelConfig(
-        variant="kr",
-        data_dim=len(shape),
-        input_shape=shape,
-        out_size=2,
-        in_channels=1,
-        width=5,
-        blocks=1,
-        w0=w0,
-        kernel_hidden=32,
+    cfg = tiny_config(
+        "kr", shape, in_channels=1, out_size=2, width=5, blocks=1, kernel_hidden=32, w0=w0,
         tau_resolution=tau,
-    )
+    )  # fmt: skip
     model = jm.build_model(cfg, param_dtype=jnp.float64)
     return cfg, model, jm.init_variables(model, jax.random.key(0))
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from implementations.common import weight_map as wm
-from implementations.common.config import ModelConfig
+from implementations.common.config import ModelConfig, tiny_config
 from implementations.jax import kernels as jk
 from implementations.jax import model as jm
 from implementations.torch import build_model as build_torch
@@ -32,19 +32,9 @@ CASES = [
 
 def config(variant: str, data_dim: int, head: str = "global") -> ModelConfig:
     shape = (19,) if data_dim == 1 else (9, 7)
-    common = dict(
-        variant=variant,
-        data_dim=data_dim,
-        input_shape=shape,
-        width=4,
-        max_width=8,
-        blocks=2,
-        max_blocks=4,
-        kernel_hidden=8,
-    )
     if head == "retrieval":
-        return ModelConfig(task=head, out_size=2, vocab_size=9, **common)
-    return ModelConfig(task=head, out_size=3, in_channels=2, **common)
+        return tiny_config(variant, shape, task=head, vocab_size=9)
+    return tiny_config(variant, shape, task=head)
 
 
 @pytest.mark.parametrize(("variant", "data_dim", "head"), CASES)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from implementations.common import buckets as bk
-from implementations.common.config import ModelConfig
+from implementations.common.config import tiny_config
 from implementations.torch.model import build_model, randomize_masks
 
 # max_width 24: width ladder {8, 16, 24}; 97 samples: 97 taps, an odd ladder of eighths
@@ -17,11 +17,10 @@ CASES = [  # (data_dim, input_shape, task, tokens)
 ]
 
 
-def make(variant, dd, shape, task, tokens, bucketed):
+def make(variant, _dd, shape, task, tokens, bucketed):
+    """A model for one CASES row (its data_dim follows from the shape)."""
     inputs = dict(vocab_size=11) if tokens else dict(in_channels=3)
-    cfg = ModelConfig(
-        variant=variant, data_dim=dd, input_shape=shape, task=task, mode="trim", **inputs, **SMALL
-    )
+    cfg = tiny_config(variant, shape, task=task, mode="trim", **inputs, **SMALL)
     torch.manual_seed(0)
     return build_model(cfg, bucketed=bucketed).double()
 
@@ -143,7 +142,7 @@ def test_bucketed_trim_equals_exact_trim_values_and_gradients(variant, case, mon
 def test_bf16_pointwise_linears_stay_close_to_float32():
     """Mixed precision: bf16 GEMMs for the pointwise linears only; the output moves by a few
     bf16 roundings (8 bits of mantissa), not more."""
-    cfg = ModelConfig(variant="krwd", data_dim=1, input_shape=(97,), in_channels=3, **SMALL)
+    cfg = tiny_config("krwd", (97,), in_channels=3, **SMALL)
     torch.manual_seed(0)
     m32 = build_model(cfg)
     mbf = build_model(cfg, precision="bf16")
@@ -162,7 +161,7 @@ def test_compiled_forward_traces_once_per_bucket():
     again only when the bucketed plan changes, not when the masks move inside a bucket."""
     from implementations.torch.train import compiled_forward
 
-    cfg = ModelConfig(variant="krwd", data_dim=1, input_shape=(97,), in_channels=3, **SMALL)
+    cfg = tiny_config("krwd", (97,), in_channels=3, **SMALL)
     torch.manual_seed(0)
     model = build_model(cfg, bucketed=True)
     fwd = compiled_forward(model, backend="eager")

@@ -17,7 +17,7 @@ import torch
 from implementations.common import grids
 from implementations.common import masks as ref
 from implementations.common import reference as R
-from implementations.common.config import ModelConfig
+from implementations.common.config import tiny_config
 from implementations.torch.fourier import masked_conv
 from implementations.torch.masks import coordinates
 from implementations.torch.model import build_model
@@ -27,18 +27,10 @@ T = 0.1
 
 
 def _block(shape, w0, mu, sigma, mode):
-    cfg = ModelConfig(
-        variant="kr",
-        data_dim=len(shape),
-        input_shape=shape,
-        out_size=2,
-        in_channels=1,
-        width=5,
-        blocks=1,
-        w0=w0,
+    cfg = tiny_config(
+        "kr", shape, in_channels=1, out_size=2, width=5, blocks=1, kernel_hidden=32, w0=w0,
         mode=mode,
-        kernel_hidden=32,
-    )
+    )  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg).double()
     block = model.blocks[0]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from implementations.common.config import ModelConfig
+from implementations.common.config import tiny_config
 from implementations.torch.model import build_model, randomize_masks
 
 pytestmark = [
@@ -13,22 +13,13 @@ pytestmark = [
 
 
 @pytest.mark.parametrize("variant", ["ccnn", "k", "kr", "krwd"])
-@pytest.mark.parametrize(("dd", "shape"), [(1, (97,)), (2, (31, 17))])
-def test_cuda_matches_cpu_in_both_modes(variant, dd, shape):
+@pytest.mark.parametrize("shape", [(97,), (31, 17)])
+def test_cuda_matches_cpu_in_both_modes(variant, shape):
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        variant=variant,
-        data_dim=dd,
-        input_shape=shape,
-        in_channels=3,
-        out_size=5,
-        width=8,
-        max_width=16,
-        blocks=2,
-        max_blocks=4,
+    cfg = tiny_config(
+        variant, shape, task="dense", in_channels=3, out_size=5, width=8, max_width=16,
         kernel_hidden=32,
-        task="dense",
-    )
+    )  # fmt: skip
     cpu = build_model(cfg).double()
     randomize_masks(cpu, torch.Generator().manual_seed(1))
     gpu = build_model(cfg).double().cuda()

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from implementations.common.config import ModelConfig
+from implementations.common.config import tiny_config
 from implementations.common.grids import TRIM_BLOCK_BOUND, TRIM_RESOLUTION_BOUND
 from implementations.torch.masks import GaussianMask, SigmoidMask
 from implementations.torch.model import build_model, randomize_masks, set_sigmoid_masks
@@ -21,11 +21,10 @@ CASES = [  # (data_dim, input_shape, task, tokens)
 ]
 
 
-def make(variant, dd, shape, task, tokens, **kw):
+def make(variant, _dd, shape, task, tokens, **kw):
+    """A model for one CASES row (its data_dim follows from the shape)."""
     inputs = dict(vocab_size=11) if tokens else dict(in_channels=3)
-    cfg = ModelConfig(
-        variant=variant, data_dim=dd, input_shape=shape, task=task, **inputs, **{**SMALL, **kw}
-    )
+    cfg = tiny_config(variant, shape, task=task, **inputs, **{**SMALL, **kw})
     return build_model(cfg)
 
 
