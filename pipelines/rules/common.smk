@@ -13,7 +13,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-PROFILES = ("paper", "smoke", "claims")
+# the repository's own modules (profile names, containers) import from its root
+sys.path.insert(0, workflow.basedir)
+from pipelines.settings import PROFILES, backend_of  # noqa: E402
+
 PROFILE = config.get("profile", "paper")
 if PROFILE not in PROFILES:
     raise WorkflowError(f"unknown profile {PROFILE!r}; valid profiles: {list(PROFILES)}")
@@ -36,7 +39,6 @@ ENV = "../../environment.yml"
 
 # Apptainer images (containers/images.py). Used only with --sdm apptainer (the cluster
 # profiles); a plain run ignores `container:`. Build them first: `snakemake --cores 1 images`.
-sys.path.insert(0, workflow.basedir)
 from containers.images import image_for, sif_path  # noqa: E402
 
 IMAGE_CPU = sif_path("cpu")
@@ -92,7 +94,7 @@ if _foreign:
         f"{_foreign[:3]}{' ...' if len(_foreign) > 3 else ''}; point paths.runs elsewhere or "
         "remove them"
     )
-# JAX's persistent compilation cache for the training jobs (issue 14): a rerun of the smoke
+# JAX's persistent compilation cache for the training jobs: a rerun of the smoke
 # workflow (a failed job, a new target) reuses the XLA programs compiled before. It lives with
 # the profile's outputs (smoke/cache/jax: never committed, removed with them); the paper
 # profile leaves JAX's default (no cache) alone. An existing JAX_COMPILATION_CACHE_DIR wins.
@@ -120,11 +122,6 @@ if PROFILE == "claims":
         check_request(CLAIM_IDS, VARIANTS, FRAMEWORKS, config["claims"]["virtual_variants"])
     except ClaimsError as e:
         raise WorkflowError(f"profile 'claims': {e}") from None
-
-
-def backend_of(framework):
-    """torch_virtual runs PyTorch (pipelines.settings.backend_of)."""
-    return "torch" if framework == "torch_virtual" else framework
 
 
 # The training CLI reads its numbers from the profile file. When --config overrides change
