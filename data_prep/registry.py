@@ -162,197 +162,164 @@ COSMIC = tuple(
     for s, size in (("train", 6_500_000_000), ("test", 0))  # test tar: size not published
 )
 
-_TOKEN_ARRAYS = ("inputs", "targets", "lengths")
-SUBSTITUTE = ("format-only", "format-identical substitute: the real data cannot be generated")
 SNAKES = ("faithful", "Linsley's snakes2 with LRA's settings; pixel statistics in reference bands")
+# generated data stands in for the real data only in format
+SUBSTITUTE = dict(
+    distribution=("format-only", "format-identical substitute: the real data cannot be generated"),
+    substitute_when_generated=True,
+)
+# What the datasets share: an entry below states only what is its own.
+_COMMON = dict(
+    task="global",
+    splits=("train", "val", "test"),
+    in_channels=None,
+    vocab_size=None,
+    num_classes=None,
+    out_channels=None,
+)
+_TOKENS = dict(
+    _COMMON,
+    data_dim=1,
+    input_kind="tokens",
+    arrays=("inputs", "targets", "lengths"),
+    extras=("vocab.json",),
+)
+_CONTINUOUS = dict(_COMMON, input_kind="continuous", arrays=("inputs", "targets"))
+
+
+def _tokens(**fields: Any) -> DatasetSpec:
+    return DatasetSpec(**{**_TOKENS, **fields})
+
+
+def _continuous(**fields: Any) -> DatasetSpec:
+    return DatasetSpec(**{**_CONTINUOUS, **fields})
+
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in (
-        DatasetSpec(
+        _tokens(
             name="listops",
             family="lra",
             module="data_prep.lra.listops",
-            task="global",
-            data_dim=1,
-            input_kind="tokens",
             input_shape=(2048,),
-            in_channels=None,
             vocab_size=18,
             num_classes=10,
-            out_channels=None,
-            splits=("train", "val", "test"),
-            arrays=_TOKEN_ARRAYS,
             full_sizes={"train": 96000, "val": 2000, "test": 2000},
             sources=(LRA,),
-            extras=("vocab.json",),
             generate_size=96,
             distribution=(
                 "faithful",
                 "LRA listops.py tree law; audit: lengths KS p = 0.73, labels chi2 p = 0.36",
             ),
         ),
-        DatasetSpec(
+        _tokens(
             name="text",
             family="lra",
             module="data_prep.lra.text",
-            task="global",
-            data_dim=1,
-            input_kind="tokens",
             input_shape=(4096,),
-            in_channels=None,
             vocab_size=135,
             num_classes=2,
-            out_channels=None,
             splits=("train", "test"),
-            arrays=_TOKEN_ARRAYS,
             full_sizes={"train": 25000, "test": 25000},
             sources=(IMDB,),
             loaders=("hf:stanfordnlp/imdb", "tfds:imdb_reviews"),
             split_aliases={"val": "test"},
-            extras=("vocab.json",),
             generate_size=64,
-            distribution=SUBSTITUTE,
-            substitute_when_generated=True,
+            **SUBSTITUTE,
             notes="validation = test, as in LRA, S4 and CCNN",
         ),
-        DatasetSpec(
+        _tokens(
             name="retrieval",
             family="lra",
             module="data_prep.lra.retrieval",
             task="retrieval",
-            data_dim=1,
-            input_kind="tokens",
             input_shape=(4000,),
-            in_channels=None,
             vocab_size=101,
             num_classes=2,
-            out_channels=None,
-            splits=("train", "val", "test"),
-            arrays=_TOKEN_ARRAYS,
             full_sizes={"train": 147086, "val": 18090, "test": 17437},
             sources=(LRA,),
-            extras=("vocab.json",),
             generate_size=64,
-            distribution=SUBSTITUTE,
-            substitute_when_generated=True,
+            **SUBSTITUTE,
             notes="inputs (N, 2, 4000): the two documents of a pair; lengths (N, 2)",
         ),
-        DatasetSpec(
+        _continuous(
             name="image",
             family="lra",
             module="data_prep.lra.image",
-            task="global",
             data_dim=1,
-            input_kind="continuous",
             input_shape=(1024,),
             in_channels=1,
-            vocab_size=None,
             num_classes=10,
-            out_channels=None,
-            splits=("train", "val", "test"),
-            arrays=("inputs", "targets"),
             full_sizes={"train": 45000, "val": 5000, "test": 10000},
             sources=(CIFAR10,),
             loaders=("hf:uoft-cs/cifar10", "tfds:cifar10"),
             generate_size=90,
-            distribution=SUBSTITUTE,
-            substitute_when_generated=True,
+            **SUBSTITUTE,
         ),
-        DatasetSpec(
+        _continuous(
             name="pathfinder",
             family="lra",
             module="data_prep.lra.pathfinder",
-            task="global",
             data_dim=1,
-            input_kind="continuous",
             input_shape=(1024,),
             in_channels=1,
-            vocab_size=None,
             num_classes=2,
-            out_channels=None,
-            splits=("train", "val", "test"),
-            arrays=("inputs", "targets"),
             full_sizes={"train": 160000, "val": 20000, "test": 20000},
             sources=(LRA,),
             generate_size=80,
             distribution=SNAKES,
         ),
-        DatasetSpec(
+        _continuous(
             name="pathx",
             family="lra",
             module="data_prep.lra.pathfinder",
-            task="global",
             data_dim=1,
-            input_kind="continuous",
             input_shape=(16384,),
             in_channels=1,
-            vocab_size=None,
             num_classes=2,
-            out_channels=None,
-            splits=("train", "val", "test"),
-            arrays=("inputs", "targets"),
             full_sizes={"train": 160000, "val": 20000, "test": 20000},
             sources=(LRA,),
             generate_size=40,
             distribution=SNAKES,
         ),
-        DatasetSpec(
+        _continuous(
             name="cifar10",
             family="cifar",
             module="data_prep.cifar",
-            task="global",
             data_dim=2,
-            input_kind="continuous",
             input_shape=(32, 32),
             in_channels=3,
-            vocab_size=None,
             num_classes=10,
-            out_channels=None,
-            splits=("train", "val", "test"),
-            arrays=("inputs", "targets"),
             full_sizes={"train": 45000, "val": 5000, "test": 10000},
             sources=(CIFAR10,),
             loaders=("hf:uoft-cs/cifar10", "tfds:cifar10"),
             generate_size=90,
-            distribution=SUBSTITUTE,
-            substitute_when_generated=True,
+            **SUBSTITUTE,
         ),
-        DatasetSpec(
+        _continuous(
             name="cifar100",
             family="cifar",
             module="data_prep.cifar",
-            task="global",
             data_dim=2,
-            input_kind="continuous",
             input_shape=(32, 32),
             in_channels=3,
-            vocab_size=None,
             num_classes=100,
-            out_channels=None,
-            splits=("train", "val", "test"),
-            arrays=("inputs", "targets"),
             full_sizes={"train": 45000, "val": 5000, "test": 10000},
             sources=(CIFAR100,),
             loaders=("hf:uoft-cs/cifar100", "tfds:cifar100"),
             generate_size=180,
-            distribution=SUBSTITUTE,
-            substitute_when_generated=True,
+            **SUBSTITUTE,
         ),
-        DatasetSpec(
+        _continuous(
             name="darcyflow",
             family="nasbench360",
             module="data_prep.darcyflow",
             task="dense",
             data_dim=2,
-            input_kind="continuous",
             input_shape=(85, 85),
             in_channels=3,
-            vocab_size=None,
-            num_classes=None,
             out_channels=1,
-            splits=("train", "val", "test"),
-            arrays=("inputs", "targets"),
             full_sizes={"train": 1000, "val": 100, "test": 100},
             sources=DARCY,
             extras=(
@@ -368,19 +335,15 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             notes="val = train[900:1000] (NAS-Bench-360 search phase): search on train[:900]",
         ),
-        DatasetSpec(
+        _continuous(
             name="cosmic",
             family="nasbench360",
             module="data_prep.cosmic",
             task="dense",
             data_dim=2,
-            input_kind="continuous",
             input_shape=(128, 128),
             in_channels=1,
-            vocab_size=None,
-            num_classes=None,
             out_channels=1,
-            splits=("train", "val", "test"),
             arrays=("inputs", "targets", "ignore", "sky"),
             full_sizes={"train": 4347, "val": 483, "test": 420},
             sources=COSMIC,
