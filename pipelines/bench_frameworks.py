@@ -1,5 +1,5 @@
-"""Train-step speed, JAX vs PyTorch (issue 3): the jitted JAX step (`virtual`, static shapes)
-against PyTorch's `virtual` and `trim` steps, same model, same shapes.
+"""Train-step speed, JAX vs PyTorch: the jitted JAX step (`virtual`, static shapes) against
+PyTorch's `virtual` and `trim` steps, same model, same shapes.
 
     python -m pipelines.bench_frameworks                  # -> results/bench/frameworks.csv
     python -m pipelines.bench_frameworks --steps 5 --out /tmp/frameworks.csv
@@ -18,8 +18,8 @@ of `--steps` further steps), ratio_to_fastest_torch (step_ms / the faster PyTorc
 goal_met (JAX rows). `OUT.json` next to the CSV records the git SHA, package versions,
 devices, configs and wall time. This is a measurement script, not a timed test; expected run
 time on 2 CPU cores: about 5 minutes.
-Goal (issue 3): on a CPU the jitted JAX step within 1.5x of the faster PyTorch mode, compile
-time under 60 s.
+Goal: on a CPU the jitted JAX step within 1.5x of the faster PyTorch mode, compile time under
+60 s.
 """
 
 from __future__ import annotations
@@ -27,16 +27,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from implementations.common.config import ModelConfig
 from pipelines.bench import cuda_sync
+from pipelines.bench_gpu import time_step
 from pipelines.provenance import jax_device, provenance, torch_device, write_csv, write_json
 
 COLUMNS = [
@@ -53,7 +52,7 @@ COLUMNS = [
 SHAPES = {"1d": ((2048,), 8, 1), "2d": ((32, 32), 16, 3)}  # input_shape, batch, channels
 MODELS = ("ccnn", "krwd")
 LR, WEIGHT_DECAY, LAMBDA = 1e-3, 0.05, 0.1
-GOAL_RATIO, GOAL_COMPILE_S = 1.5, 60.0  # issue 3: JAX within 1.5x of the faster torch mode
+GOAL_RATIO, GOAL_COMPILE_S = 1.5, 60.0  # JAX within 1.5x of the faster torch mode
 
 
 def bench_config(model: str, shape: str, mode: str) -> ModelConfig:
@@ -75,20 +74,6 @@ def batch_data(cfg: ModelConfig, batch: int, seed: int = 0):
     return x, rng.integers(0, cfg.out_size, batch)
 
 
-def _timed(step: Callable[[], None], steps: int) -> tuple[float, float]:
-    """(seconds of the first call, median ms of `steps` further calls); `step` must return
-    only once its work is done (device synchronised)."""
-    t0 = time.perf_counter()
-    step()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return first, 1000.0 * statistics.median(times)
-
-
 def time_torch(cfg: ModelConfig, batch: int, steps: int, device=None) -> tuple[float, float]:
     import torch
 
@@ -106,7 +91,7 @@ def time_torch(cfg: ModelConfig, batch: int, steps: int, device=None) -> tuple[f
         train_step(model, opt, sched, x, t, "cross_entropy", lam)
         cuda_sync(x)
 
-    return _timed(step, steps)
+    return time_step(step, steps)
 
 
 def time_jax(
@@ -136,7 +121,7 @@ def time_jax(
         state, metrics = jit_step(state, x, t)
         jax.block_until_ready((state, metrics))
 
-    return _timed(step, steps)
+    return time_step(step, steps)
 
 
 def measurements(model: str) -> list[tuple[str, str]]:

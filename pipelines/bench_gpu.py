@@ -1,4 +1,4 @@
-"""What a paper run costs (issue 14): train-step speed at every dataset shape of the paper
+"""What a paper run costs: train-step speed at every dataset shape of the paper
 profile, at its Table 6 batch size, on whatever device is present.
 
     python -m pipelines.bench_gpu                      # everything -> results/bench/gpu.csv
@@ -33,6 +33,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from data_prep.registry import DATASETS
 from implementations.common.config import ModelConfig
 from pipelines.provenance import provenance, write_csv, write_json
 from pipelines.settings import hyper, load_profile
+from pipelines.train import model_config
 
 VARIANTS = ("ccnn", "k", "kr", "krwd")
 MODES = ("torch-trim", "torch-virtual", "torch-trim-bucketed", "jax")
@@ -90,30 +92,15 @@ def cases(datasets, variants, tiny: bool = False) -> list[Case]:
     """The paper profile's model per (dataset, variant) at the dataset's full input shape and
     Table 6 batch size (`--tiny`: shrunk)."""
     settings = load_profile("paper")
+    if tiny:
+        settings = {**settings, "model": {**settings["model"], **TINY_MODEL}}
     out = []
     for name in datasets:
         spec = DATASETS[name]
         hp = hyper(settings, name)
         shape = tiny_shape(spec.input_shape) if tiny else tuple(spec.input_shape)
-        model = {**settings["model"], **(TINY_MODEL if tiny else {})}
-        tokens = spec.input_kind == "tokens"
-        out_size = spec.num_classes if spec.task in ("global", "retrieval") else spec.out_channels
         for variant in variants:
-            cfg = ModelConfig(
-                variant=variant,
-                data_dim=spec.data_dim,
-                input_shape=shape,
-                out_size=int(out_size),
-                task=spec.task,
-                in_channels=None if tokens else spec.in_channels,
-                vocab_size=spec.vocab_size if tokens else None,
-                dropout=float(hp["dropout"]),
-                w0=float(hp["w0"]),
-                tau_resolution=float(hp["tau_resolution"]),
-                tau_channel=float(hp["tau_channel"]),
-                tau_depth=float(hp["tau_depth"]),
-                **model,
-            )
+            cfg = model_config(settings, vars(spec), hp, variant, shape)
             out.append(
                 Case(
                     name,
@@ -152,8 +139,10 @@ def batch_data(cfg: ModelConfig, batch: int, seed: int = 0):
     return x, t
 
 
-def _median_ms(step, warmup: int, steps: int) -> tuple[float, float]:
-    """(seconds of the first call, median ms of `steps` calls after `warmup` more)."""
+def time_step(step: Callable[[], None], steps: int, warmup: int = 0) -> tuple[float, float]:
+    """(seconds of the first call, median ms of `steps` calls after `warmup` more). The first
+    call holds compilation and allocator warm-up, so it is reported apart; `step` must return
+    only once its work is done (device synchronised)."""
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
@@ -206,7 +195,7 @@ def time_torch(case: Case, mode: str, warmup: int, steps: int, device, compile_:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    first, ms = _median_ms(step, warmup, steps)
+    first, ms = time_step(step, steps, warmup)
     return first, ms, fft_fraction_torch(step, device)
 
 
@@ -234,7 +223,7 @@ def time_jax(case: Case, warmup: int, steps: int):
         state, metrics = jit_step(state, x, t)
         jax.block_until_ready((state, metrics))
 
-    first, ms = _median_ms(step, warmup, steps)
+    first, ms = time_step(step, steps, warmup)
     return first, ms, float("nan")
 
 
