@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# One GPU session for issue 14: every number the README's GPU tables need, in one folder.
-#   bash pipelines/gpu_session.sh [OUT]            # on the GPU machine (time not yet measured)
+# One GPU session: every number the README's GPU tables need, in one folder.
+#   bash pipelines/gpu_session.sh [OUT]            # on the GPU machine
 #   TINY=1 bash pipelines/gpu_session.sh /tmp/gs   # dry run on a CPU: tiny shapes, seconds each
 # Steps: the tests marked gpu; bench_gpu over the paper shapes (torch trim, virtual, bucketed,
 # JAX); bucketed trim compiled (CUDA graphs) with TF32; pipelines.bench trim (trim/virtual at
 # C/C_full = 1.0, 0.5, 0.25). Each step writes its log next to its CSV; a failed step does not
-# stop the later ones (the exit status says whether any failed). Not yet run on a GPU: the JAX
-# compile (~15 s per case on a CPU at paper sizes) x 40 cases may need --variants to fit 15 min.
+# stop the later ones (the exit status says whether any failed). Each JAX case compiles its
+# step first (about 15 s on a CPU at paper sizes): for a short session, select --variants.
 set -uo pipefail
 OUT=${1:-results/gpu_session}
 PY=${PY:-python}
