@@ -39,10 +39,9 @@ augmentation); the checkpoint with the best validation metric (first epoch on ti
 reloaded at the end and tested: `test_metric` in result.json, what the tables use. The final
 epoch's model is tested too (`test_metric_final`). Text has no validation split: its val is
 the test split (LRA/S4/CCNN practice), so its best epoch is selected on the test set; the
-tables say so. BatchNorm
-uses batch statistics in evaluation too (Appx. E.1), so evaluation batches have the training
-batch size. Training drops the last incomplete batch (one compiled JAX step shape, no
-BatchNorm over a handful of samples).
+tables say so. BatchNorm uses batch statistics in evaluation too (Appx. E.1), so evaluation
+batches have the training batch size. Training drops the last incomplete batch (one compiled
+JAX step shape, no BatchNorm over a handful of samples).
 
 Losses: cross-entropy (classification), relative L2 on the NORMALISED scale (DarcyFlow; its
 metric is computed on the decoded scale, pipelines.metrics), BCE-with-logits with the ignore
