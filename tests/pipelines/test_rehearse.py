@@ -1,0 +1,186 @@
+"""pipelines.rehearse at tiny shapes: one row per job with finite numbers and provenance, the
+linear extrapolation when the full batch is predicted not to fit, failures reported in their
+row (in the child and from the parent's subprocess), the markdown memory table, and krwd's
+masks opened to the full CCNN_{8,280} in both frameworks. Memory and speed themselves are
+measured by running the module, never asserted."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from implementations.common.grids import kernel_taps
+from pipelines import rehearse as rh
+from pipelines.bench_gpu import cases
+
+
+def read(path):
+    return list(csv.DictReader(path.open()))
+
+
+def test_tiny_grid_one_row_per_job_with_provenance(tmp_path):
+    out = tmp_path / "r.csv"
+    argv = ["--tiny", "--in-process", "--datasets", "listops", "cifar10"]
+    argv += ["--variants", "ccnn", "krwd", "--modes", "torch-trim", "jax", "--out", str(out)]
+    assert rh.main(argv) == 0
+    rows = read(out)
+    want = [
+        (d, v, m, mode)
+        for d in ("listops", "cifar10")
+        for v, m in (("ccnn", "initial"), ("krwd", "initial"), ("krwd", "opened"))
+        for mode in ("torch-trim", "jax")
+    ]
+    assert [(r["dataset"], r["variant"], r["masks"], r["mode"]) for r in rows] == want
+    for r in rows:
+        assert r["status"] == "ok" and r["memory_source"] == "measured", r
+        assert r["memory_kind"] == "host" and int(r["batch"]) == 2
+        for key in ("peak_gb", "host_peak_gb", "step_s", "first_step_s", "eval_s"):
+            assert math.isfinite(float(r[key])) and float(r[key]) > 0, (key, r)
+        assert r["arch"] == ("4x8" if r["masks"] == "opened" else "2x4"), r
+    assert {r["input_shape"] for r in rows} == {"33", "9x7"}
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["git_sha"] and meta["versions"]["torch"] and meta["options"]["tiny"]
+    assert meta["modes"] == ["torch-trim", "jax"] and "tiny" in meta["profile"]
+
+    # --resume keeps the rows and runs only the missing jobs
+    more = argv[:-2] + ["--variants", "ccnn", "k", "--modes", "torch-trim", "--resume"]
+    assert rh.main([*more, "--out", str(out)]) == 0
+    rows2 = read(out)
+    assert rows2[: len(rows)] == rows
+    assert [(r["dataset"], r["variant"]) for r in rows2[len(rows) :]] == [
+        ("listops", "k"),
+        ("cifar10", "k"),
+    ]
+    assert len(json.loads(out.with_suffix(".json").read_text())["earlier_runs"]) == 1
+
+    table = rh.markdown_table(rows2)
+    assert "proxy for GPU memory" in table
+    body = [ln for ln in table.splitlines() if ln.startswith("| ") and "dataset" not in ln]
+    assert len(body) == len(rows2)
+    assert "| listops | krwd (opened) / jax | 2 |" in table and "host RSS, measured" in table
+
+
+def fake_measure(calls, peak_per_sample=0.5, fail=()):
+    """A stand-in for `measure`: peak 1 + 0.5 b GiB and step 0.1 b s, failing at `fail`."""
+
+    def measure(job, batch, opts):
+        calls.append(batch)
+        if batch in fail:
+            return {"status": "error", "error": "MemoryError: out of memory", "host_peak_gb": 1.0}
+        return {
+            "status": "ok",
+            "first_step_s": 1.0,
+            "step_s": 0.1 * batch,
+            "eval_s": 0.01 * batch,
+            "device_peak": None,
+            "device": "fake",
+            "arch": "2x4",
+            "host_peak_gb": 1.0 + peak_per_sample * batch,
+        }
+
+    return measure
+
+
+def test_full_batch_predicted_not_to_fit_is_extrapolated(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(rh, "measure", fake_measure(calls))
+    out = tmp_path / "r.csv"
+    argv = ["--tiny", "--datasets", "listops", "--variants", "ccnn", "--modes", "torch-trim"]
+    argv += ["--batch", "6", "--out", str(out)]
+    # predicted 1 + 0.5 * 6 = 4 GiB; x 1.15 = 4.6 > 4.5: not run
+    assert rh.main([*argv, "--mem-limit-gb", "4.5"]) == 0
+    assert calls == [1, 2]
+    (r,) = read(out)
+    assert r["status"] == "ok" and r["memory_source"] == "extrapolated from b=1,2"
+    assert float(r["peak_gb"]) == pytest.approx(4.0) and r["predicted_gb"] == "4.000"
+    assert float(r["step_s"]) == pytest.approx(0.6) and "not run" in r["note"]
+    assert r["probe_gb"] == "b=1:1.500;b=2:2.000"
+    assert "host RSS, extrapolated from b=1,2" in rh.markdown_table([r])
+
+    # enough room: the full batch runs and is measured
+    calls.clear()
+    assert rh.main([*argv, "--mem-limit-gb", "5"]) == 0
+    assert calls == [1, 2, 6]
+    (r,) = read(out)
+    assert r["memory_source"] == "measured" and float(r["peak_gb"]) == pytest.approx(4.0)
+
+    # the full batch fails although predicted to fit: extrapolated, and the error is kept
+    calls.clear()
+    monkeypatch.setattr(rh, "measure", fake_measure(calls, fail=(6,)))
+    assert rh.main([*argv, "--mem-limit-gb", "5"]) == 0
+    (r,) = read(out)
+    assert r["status"] == "full-batch-failed" and r["memory_source"].startswith("extrapolated")
+    assert "MemoryError" in r["error"] and float(r["peak_gb"]) == pytest.approx(4.0)
+
+
+def test_job_failing_at_batch_one_is_reported_not_skipped(tmp_path, monkeypatch):
+    def oom(*args, **kwargs):
+        raise MemoryError("cannot allocate")
+
+    monkeypatch.setattr(rh, "torch_job", oom)
+    spec = dict(dataset="listops", variant="ccnn", masks="initial", mode="torch-trim")
+    r = rh.run_job({**spec, "batch": 1, "steps": 1, "tiny": True, "device": "cpu"})
+    assert r == {"status": "error", "error": "MemoryError: cannot allocate"}
+
+    out = tmp_path / "r.csv"
+    argv = ["--tiny", "--in-process", "--datasets", "listops", "--variants", "ccnn", "krwd"]
+    assert rh.main([*argv, "--modes", "torch-trim", "--batch", "4", "--out", str(out)]) == 0
+    rows = read(out)
+    assert [(r["variant"], r["masks"]) for r in rows] == [
+        ("ccnn", "initial"),
+        ("krwd", "initial"),
+        ("krwd", "opened"),
+    ]
+    for r in rows:
+        assert r["status"] == "failed" and r["error"] == "b=1: MemoryError: cannot allocate"
+        assert r["peak_gb"] == "" and r["batch"] == "4"
+    assert "failed: b=1: MemoryError" in rh.markdown_table(rows)
+
+
+def test_subprocess_measurement_and_its_watchdog():
+    job = rh.Job("listops", "ccnn", "initial", "torch-trim")
+    r = rh.measure(job, 2, rh.Options(steps=1, tiny=True))
+    assert r["status"] == "ok" and r["device_peak"] is None and r["arch"] == "2x4"
+    assert 0.05 < r["host_peak_gb"] < 8 and r["step_s"] > 0
+    # a child above the kill limit is stopped and reported, not lost
+    r = rh.measure(job, 2, rh.Options(steps=1, tiny=True, kill_gb=0.01))
+    assert r["status"] == "error" and "kill limit" in r["error"]
+
+
+@pytest.mark.parametrize("dataset, shape", [("listops", (33,)), ("cifar10", (9, 7))])
+def test_opened_masks_give_the_full_network_in_both_frameworks(dataset, shape):
+    import jax
+
+    from implementations.jax import model as jm
+    from implementations.torch import build_model
+
+    (case,) = cases([dataset], ["krwd"])
+    cfg = case.cfg.replace(input_shape=shape, kernel_hidden=16)  # paper widths, small input
+    full_taps = [kernel_taps(s) for s in shape]
+
+    def check(rows):
+        assert len(rows) == 8 == cfg.max_blocks
+        for row in rows:
+            assert row["width"] == [280, 280, 280] and row["resolution"] == list(shape)
+            # sigma_max puts the cutoff on the end taps, where float32 lands a hair under T_m
+            assert all(f - 2 <= k <= f for k, f in zip(row["kernel_size"], full_taps)), row
+
+    model = build_model(cfg)
+    assert rh.arch_summary(model.architecture()) == "4x140"
+    rh.open_masks_torch(model)
+    check(model.architecture())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.clamp_masks()  # already at the clamps: nothing moves
+    assert all((p == before[n]).all() for n, p in model.named_parameters())
+
+    jmodel = jm.build_model(cfg)
+    v = jm.init_variables(jmodel, jax.random.key(0))
+    assert rh.arch_summary(jm.architecture(jmodel, v)) == "4x140"
+    params = rh.open_masks_jax(jmodel, v["params"])
+    check(jm.architecture(jmodel, {"params": params, "buffers": v["buffers"]}))
+    clamped = jm.clamp_masks(jmodel, params)
+    same = jax.tree_util.tree_map(lambda a, b: bool((a == b).all()), params, clamped)
+    assert all(jax.tree_util.tree_leaves(same))
