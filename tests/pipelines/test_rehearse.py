@@ -46,7 +46,7 @@ def test_tiny_grid_one_row_per_job_with_provenance(tmp_path):
     assert meta["modes"] == ["torch-trim", "jax"] and "tiny" in meta["profile"]
 
     # --resume keeps the rows and runs only the missing jobs
-    more = argv[:-2] + ["--variants", "ccnn", "k", "--modes", "torch-trim", "--resume"]
+    more = [*argv[:-2], "--variants", "ccnn", "k", "--modes", "torch-trim", "--resume"]
     assert rh.main([*more, "--out", str(out)]) == 0
     rows2 = read(out)
     assert rows2[: len(rows)] == rows
