@@ -1,4 +1,4 @@
-"""Buckets for the kept sizes of a trimmed network (issue 14: `trim` that pays on a GPU).
+"""Buckets for the kept sizes of a trimmed network, so that `trim` pays on a GPU.
 
 A trimmed step's tensor shapes follow the kept sizes (channels, blocks, kernel taps, frequency
 bins), which move with the masks during training. On a GPU a step is cheap only once its

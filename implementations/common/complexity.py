@@ -4,7 +4,7 @@ The formulas take sizes as plain numbers OR framework tensors (PyTorch, JAX, Num
 use +, *, and the `log2` / `clip01` callables the caller passes, so the same code gives the
 differentiable C_curr in either framework and the float C_target.
 
-Counted per layer, with mask sizes in place of lengths and widths (method.md "Complexity"):
+Counted per layer, with mask sizes in place of lengths and widths (docs/design.md, "Complexity"):
     PWLinear                      L * N_in * N_out
     pointwise ops (BatchNorm, GELU, Dropout, each mask product)   L * N
     Fourier convolution           N * L * log2(L)   (every channel; for 2D, L = H * W)
@@ -129,7 +129,7 @@ def network_cost_stacked(
     an array with one entry per instantiated block in order, `index` the array [0, 1, ...] and
     `total` the array sum. The same formula written once over the block axis, so a compiled
     train step holds a few vector operations instead of a chain of scalar ones per block
-    (issue 14: XLA copies such chains into every fusion that reads them). Equals
+    (XLA copies such chains into every fusion that reads them). Equals
     `network_cost` up to the order of the float additions over blocks."""
     res, n_in, n_mid, n_out = sizes
     blocks = total(clip01(depth_size - index) * block_cost(res, n_in, n_mid, n_out, log2))
@@ -142,7 +142,7 @@ def _clip01(v: float) -> float:
 
 
 def base_cost(shape: NetworkShape, blocks: int, width: int) -> float:
-    """C_target: the base CCNN_{blocks,width} at full resolution (method.md "Complexity")."""
+    """C_target: the base CCNN_{blocks,width} at full resolution (Sec. 2.5)."""
     per_block = [(shape.length, width, width, width)] * blocks
     return float(network_cost(shape, width, per_block, blocks, math.log2, _clip01))
 

@@ -1,11 +1,11 @@
 """Typed, validated model configuration shared by the PyTorch and JAX implementations.
 
-One `ModelConfig` describes a DNArch model (paper Sec. 2.4, 3; ../shared/spec/method.md):
+One `ModelConfig` describes a DNArch model (paper Sec. 2.4, 3; docs/design.md):
 which architecture components are learned (the variant), the data it sees and the
 hyperparameters of its masks (Table 6). Invalid values fail at construction with a message
 that lists the valid choices; nothing is resolved lazily.
 
-Variants (method.md "Names"):
+Variants (docs/design.md, "Names"):
     ccnn   CCNN_{B,N} with global kernels, no masks at all
     k      learned kernel sizes (Gaussian masks, Sec. 2.4.1)
     kr     kernel sizes + resolution (Fourier-domain sigmoid masks, Sec. 2.4.2)

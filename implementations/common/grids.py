@@ -1,6 +1,6 @@
 """Grid conventions shared by both frameworks: kernel tap grids, frequency axes, the
-resolution a cropped spectrum is represented at, and FFT lengths (method.md "Coordinates",
-"Learned downsampling"; performance.md on FFT lengths).
+resolution a cropped spectrum is represented at, and FFT lengths (docs/design.md, "Masks" and
+"Learned downsampling").
 
 Choices (the paper is silent; both frameworks follow these):
 - Kernel grid. A block working at resolution r along an axis renders its kernel on
@@ -17,12 +17,17 @@ Choices (the paper is silent; both frameworks follow these):
   is L-bin j L / P = j / 2, i.e. mask coordinate x_j = -1 + j / (L // 2)
   (`padded_frequency_coordinates`; every second P-bin is an L-bin, the mask is the same
   function of frequency). Cropping keeps the first k P-bins (where the mask is >= T_m) and
-  transforms back on P_r = 2 r points, r = `resolution_for_padded_bins(k, L)`: the smallest fast
-  length with 2 r >= 2 k - 1 (so the kept band is represented exactly), or L. Because
-  P_r / P = r / L exactly, sample i of the r-point output is the band-limited full-resolution
-  output at position i L / r: trim (cropped) and virtual (uncropped) sample one function.
+  transforms back on P_r = 2 r points, r = `resolution_for_padded_bins(k, L)`: the smallest
+  EVEN 5-smooth length >= k (`fast_length`; 2 r >= 2 k - 1, so the kept band is represented
+  exactly; at L = 243, k = 75 that is 80, not 75), or L when that is not below L. The kept band
+  is shifted by s = (L / r - 1) / 2 input samples (a phase), so sample i of the r-point output
+  is the band-limited full-resolution output at position (i + 1/2) L / r - 1/2: the centre of
+  coarse cell i when input sample n is the centre of cell n. Trim (cropped) and virtual
+  (uncropped) sample one function, on the cell-centred grids the block's final upsampling
+  assumes (`implementations.torch.fourier.resample`).
 - Resolution (the block's stream after the crop): r samples spanning the input's L, as above.
-  `resolution_for_bins` (L-grid bins) is kept for the resampling helpers.
+  `resolution_for_bins` is the same rule for a band counted in L-grid bins; no block uses it
+  (only tests/implementations/common/test_grids.py does).
 - FFT lengths. A linear convolution of r samples with a K-tap kernel needs r + K - 1 points; it
   is padded to `fast_length` of that (a 5-smooth even number), never to an arbitrary length.
 """
@@ -88,7 +93,8 @@ def padded_frequency_coordinates(length: int) -> np.ndarray:
 
 def resolution_for_padded_bins(kept_bins: int, length: int) -> int:
     """Samples r of a block whose resolution mask keeps the first `kept_bins` P-bins: the
-    smallest fast length with 2 r >= 2 kept - 1 (i.e. r >= kept), or L if that is not below L."""
+    smallest even 5-smooth length r >= kept (`fast_length`; so 2 r >= 2 kept - 1 and the kept
+    band fits the P_r = 2 r grid; 75 bins -> 80), or L if that is not below L."""
     r = fast_length(max(kept_bins, 1))
     return length if r >= length else r
 
@@ -99,19 +105,17 @@ def conv_length(resolution: int, taps: int) -> int:
 
 
 # Documented bounds on how far `trim` is from `virtual` once resolution masks cut frequencies
-# (method.md "Execution modes"). Both compute Eq. 7 exactly (tests/implementations/*/test_eq7.py:
-# 1e-15 at block level); after the convolution trim runs the pointwise layers and GELUs at the
-# block's resolution r and upsamples at the end (cell-centred grids, even extension), virtual
-# runs them at L and keeps the harmonics the GELUs create above the kept band, which r samples
-# cannot hold. Measured with `python -m pipelines.bench trimdiff` (float64, weights at
-# initialisation, 12 random mask states per case; kr and krwd, 1D L = 256 and 2D 31 x 17 dense;
-# w0 = 5.5k, 21.5k, 30k; 501 cut blocks), relative to max |virtual|:
+# (docs/design.md, "Learned downsampling"). Both compute Eq. 7 exactly
+# (tests/implementations/*/test_eq7.py: 1e-15 at block level); after the convolution trim runs the
+# pointwise layers and GELUs at the block's resolution r and upsamples at the end (cell-centred
+# grids, even extension), virtual runs them at L and keeps the harmonics the GELUs create above
+# the kept band, which r samples cannot hold. Measured with `python -m pipelines.bench trimdiff`
+# (float64, weights at initialisation, 12 random mask states per case; kr and krwd, 1D L = 256 and
+# 2D 31 x 17 dense; w0 = 5.5k, 21.5k, 30k; 501 cut blocks), relative to max |virtual|:
 #   per block (each block fed the same input): median 0.7-2.4 %, 90th percentile 3.9-5.7 %,
 #       max 18.8 % (RMS difference / RMS virtual: median 0.1-0.4 %, max 3.5 %);
 #   network output: median 0.01 %, 90th percentile 0.19 %, max 0.70 %.
-# Before the block end used the even extension, the periodic upsampling rang at the wrap from the
-# last to the first sample: per block max 37 %, output max 4 %; before trim computed Eq. 7, the
-# trimmed convolution alone was 15-72 % off at w0 = 27.5k. Bounds are about 2-3x the worst seen.
+# Bounds are about 2-3x the worst seen.
 # Asserted in tests/implementations/torch/test_model.py.
 TRIM_RESOLUTION_BOUND = 0.02  # network output, max |trim - virtual| / max |virtual|
 TRIM_BLOCK_BOUND = 0.4  # one block's residual branch, same measure

@@ -1,5 +1,5 @@
 """The initialisation law of every DNArch parameter, written once for both frameworks
-(method.md "Initialisation").
+(docs/design.md, "Initialisation and training").
 
 Each parameter's distribution is a `Law`: iid uniform on [-bound, bound], iid normal with a
 standard deviation, or a constant; the Fourier-feature matrix of the kernel network has one

@@ -1,7 +1,7 @@
 """Float64 NumPy reference of DNArch's differentiable masks (paper Sec. 2.1, Eqs. 1-4, 9-10,
 Appx. E) and the conventions both frameworks share.
 
-Coordinates (method.md "Coordinates"): every mask lives on [-1, 1]; entry i of an axis with n
+Coordinates (docs/design.md, "Masks"): every mask lives on [-1, 1]; entry i of an axis with n
 entries sits at x_i = -1 + 2 i / (n - 1).
 
 Sizes (Eqs. 9, 10). The paper normalises a mask's length by its length at initialisation:
@@ -91,10 +91,10 @@ def sigmoid_mu_bounds(tau: float) -> tuple[float, float]:
 
 
 def gaussian_sigma_bounds(n: int, threshold: float) -> tuple[float, float]:
-    """Clamps of a centred Gaussian kernel mask on an axis of n taps (method.md):
-    the cutoff is at least one grid step (>= 3 taps kept) and at most the end of the axis.
-    A block at a reduced resolution r uses n = kernel_taps(r) for the lower clamp
-    (`kernel_sigma_floor`): the grid its kernel must not collapse on is its own (Appx. E.1)."""
+    """Clamps of a centred Gaussian kernel mask on an axis of n taps: the cutoff is at least one
+    grid step (>= 3 taps kept) and at most the end of the axis. A block at a reduced resolution
+    r uses n = kernel_taps(r) for the lower clamp (`kernel_sigma_floor`): the grid its kernel
+    must not collapse on is its own (Appx. E.1)."""
     c = math.sqrt(-2.0 * math.log(threshold))
     if n <= 1:  # a one-sample axis has one tap whatever sigma is: no floor below the maximum
         return 1.0 / c, 1.0 / c
@@ -151,7 +151,7 @@ def kept_prefix(mask_values: np.ndarray) -> int:
 
 def sigmoid_mu_init_for_size(size: float, n: int, tau: float, threshold: float) -> float:
     """Offset mu that puts the sigmoid mask's cutoff at `size` of n entries (size < n), or at
-    mu_max for size >= n (full axis, method.md "Initialisation")."""
+    mu_max for size >= n (a full axis starts with its highest entry weighted 0.85, Sec. 3)."""
     mu_min, mu_max = sigmoid_mu_bounds(tau)
     if size >= n:
         return mu_max

@@ -1,4 +1,4 @@
-"""The explicit parameter map between the PyTorch and the JAX/Flax DNArch (style.md, point 3).
+"""The explicit parameter map between the PyTorch and the JAX/Flax DNArch.
 
 One row per tensor: (PyTorch `state_dict()` name, JAX variable path, layout transform),
 generated from the `ModelConfig` alone (number of blocks, which masks and heads exist): no

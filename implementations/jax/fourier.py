@@ -1,5 +1,5 @@
-"""Fourier-domain operations of the residual block (paper Sec. 2.4.2, Eqs. 5-7; method.md
-"Convolution", "Learned downsampling"), channels-LAST: (B, L, C) or (B, H, W, C).
+"""Fourier-domain operations of the residual block (paper Sec. 2.4.2, Eqs. 5-7; docs/design.md,
+"Network" and "Learned downsampling"), channels-LAST: (B, L, C) or (B, H, W, C).
 
 Mirrors `implementations.torch.fourier` (channels-first there); the spatial axes are
 1..data_dim here instead of the last data_dim axes. The model (virtual mode) uses `fft_conv`

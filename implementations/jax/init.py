@@ -9,7 +9,7 @@ mask computes its initial value from the configuration.
 seeded by the key's bits and the tensor's PyTorch name, the same law): inside
 `placeholder_draws()` the Flax initialisers of random laws return zeros, so the jitted Flax
 init only lays out the tree and computes masks and constants, and XLA compiles no random-number
-program (issue 14: ~140 threefry fusions, ~2 s of compilation per model on a CPU).
+program (it would hold ~140 threefry fusions, ~2 s of compilation per model on a CPU).
 """
 
 from __future__ import annotations

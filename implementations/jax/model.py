@@ -1,5 +1,5 @@
 """DNArch on a Continuous CNN in JAX/Flax (paper Sec. 2.4, Sec. 4, Fig. 5, Fig. 8; Appx. E.1;
-../shared/spec/method.md "Network"). Mirrors `implementations.torch.model` in `virtual` mode.
+docs/design.md, "Network"). Mirrors `implementations.torch.model` in `virtual` mode.
 
 Layout: channels LAST, (B, L, C) or (B, H, W, C); token ids (B, L), and (B, 2, L) for the
 retrieval dual encoder. (PyTorch is channels first; the boundary is crossed only in
@@ -251,7 +251,7 @@ class ResidualBlock(nn.Module):
                 shape = [1] * (d + 1)
                 shape[a] = -1
                 k = k * m.reshape(shape)
-        # virtual: resolution == input shape, so PyTorch's prod(L / r) factor is 1
+        # the full tap grid's normalisation, as in PyTorch (`implementations.torch.kernels`)
         return k * (1.0 / math.sqrt(math.prod(self.full_taps)))
 
     def conv_path(self, h: jax.Array, rows: jax.Array) -> jax.Array:
@@ -476,9 +476,9 @@ class DNArch(nn.Module):
 
             # Under reverse-mode AD a conditional outputs the residuals of every branch, the
             # untaken ones as zeros: for N/2 and N that is ~2 GB of zero-filled buffers per
-            # krwd 1D step. Rematerialising the block inside the branch keeps only its inputs
-            # (one extra block forward in the backward pass): krwd 1D b=8, 2 CPU cores,
-            # 1761 -> 1023 ms per step. With a single width (no switch) it does not pay.
+            # krwd 1D step. Rematerialising the block inside the branch keeps only its inputs,
+            # at the price of one extra block forward in the backward pass: cheaper than
+            # writing those buffers. With a single width (no switch) there are none to avoid.
             return nn.checkpoint(body) if len(widths) > 1 else body
 
         def run(mdl, h, rows, dv):
@@ -512,7 +512,7 @@ class DNArch(nn.Module):
         dtype = self.kernel_net.freqs.value.dtype
         terms = [block.complexity_terms() for block in self.blocks]
         # stacked over blocks: a few vector ops in the compiled step instead of scalar chains
-        # per block that XLA copies into every fusion reading them (issue 14)
+        # per block that XLA copies into every fusion reading them
         sizes = tuple(jnp.stack([jnp.asarray(t[i], dtype) for t in terms]) for i in range(4))
         depth = self.depth_mask.size() if self.depth_mask is not None else float(cfg.blocks)
         c = cx.network_cost_stacked(
@@ -594,12 +594,10 @@ Variables = dict
 
 
 # Below this many channels (N_max) `build_model` leaves out the run-time branches by default:
-# a half-width bucket saves a few channels and the branches multiply the XLA compile time
-# (smoke sizes, krwd, N_max = 16, L = 256, batch 16, 1 CPU thread, the smoke profile's
-# fast-compile flags, one measurement on a heavily loaded shared machine: first step 376 s with
-# the branches, 14 s without; step 70 ms vs 39 ms; in whole smoke jobs, same machine, krwd JAX
-# jobs took 128-238 s with the branches and 76-133 s without; issue 14). At the paper's
-# N_max = 280 they pay (README, JAX vs PyTorch table: 3.5-4x faster steps).
+# a half-width bucket saves only a few channels, while the branches multiply the XLA compile
+# time (at the smoke profile's N_max = 16 the first step compiles for minutes with them and
+# seconds without, and the steps themselves are slower). At the paper's N_max = 280 they pay
+# (docs/benchmarks.md, "Frameworks": krwd steps 3.5-4x faster than the literal virtual step).
 BRANCH_MIN_CHANNELS = 64
 
 
@@ -644,9 +642,9 @@ def init_variables(model: DNArch, key: jax.Array) -> Variables:
     Every random tensor is drawn on the host from its law (`common.init.law_for`, through the
     weight map's PyTorch names) by `jax.init.host_draw`, seeded by `key`'s bits and the
     tensor's name; masks and constants come from the Flax modules (a jitted init whose draws
-    are placeholders). Same law as a Flax draw, but no random-number program to compile
-    (issue 14). Under a trace (`jax.jit`, `jax.eval_shape`) the key has no value to seed the
-    host with: the Flax modules draw with `jax.random` instead (the same law, other numbers).
+    are placeholders). Same law as a Flax draw, but no random-number program to compile. Under
+    a trace (`jax.jit`, `jax.eval_shape`) the key has no value to seed the host with: the Flax
+    modules draw with `jax.random` instead (the same law, other numbers).
     Call it outside `jax.jit` (it compiles what it needs itself)."""
     x = example_input(model.cfg, 2, model.param_dtype)
     if isinstance(key, jax.core.Tracer):

@@ -1,5 +1,5 @@
-"""Fourier-domain operations of the residual block (paper Sec. 2.4.2, Eqs. 5-7; method.md
-"Convolution", "Learned downsampling"), channels-first: (B, C, L) or (B, C, H, W).
+"""Fourier-domain operations of the residual block (paper Sec. 2.4.2, Eqs. 5-7; docs/design.md,
+"Network" and "Learned downsampling"), channels-first: (B, C, L) or (B, C, H, W).
 
 - `fft_conv`: centred, linear (zero-padded, non-circular) depthwise convolution; the padded
   length is a fast FFT length (`common.grids.conv_length`).

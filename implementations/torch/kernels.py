@@ -5,7 +5,8 @@ gamma(x) = [cos(2 pi w0 W x), sin(2 pi w0 W x)] with W in R^{D x hidden}, follow
 kernel value per (block, channel) of the largest network: row b * N_max + c is channel c of
 block b, and a block evaluates only its own (kept) rows on its own tap grid.
 
-Scale of W (the paper does not give it; method.md asks for no aliasing at initialisation):
+Scale of W (the paper does not give it; docs/design.md, "Network": no aliasing at
+initialisation):
 W is fixed (a buffer, not trained), W[d, j] ~ U(-1, 1) * BAND * nyquist_d / W0_MAX, where
 nyquist_d = (K_d - 1) / 4 cycles per unit is the Nyquist frequency of the largest tap grid of
 axis d (K_d taps on [-1, 1]) and W0_MAX = 30000 the largest w0 the paper explores (Appx. E.2).
@@ -15,11 +16,12 @@ feature is aliased on the largest grid. BAND = 0.5 leaves an octave for the harm
 GELUs create; tests/implementations/torch/test_kernels.py measures the spectral energy of the
 rendered kernels above the grid's Nyquist frequency at initialisation.
 
-Kernel normalisation: a kernel rendered at resolution r_d (of L_d samples) is multiplied by
-prod_d (L_d / r_d) / sqrt(prod_d kernel_taps(L_d)): the first factor keeps a discrete
-convolution at a coarser resolution an approximation of the same continuous one, the second
-makes a global convolution variance preserving at initialisation (the last layer is
-initialised for unit-variance outputs).
+Kernel normalisation: a block's kernel is always rendered on its full tap grid (kernel_taps(L_d)
+taps per axis of L_d input samples, whatever resolution the block crops to) and multiplied by
+1 / sqrt(prod_d kernel_taps(L_d)), which makes a global convolution variance preserving at
+initialisation (the last layer is initialised for unit-variance outputs). A cropped block needs
+no further factor: Eq. 7 crops the product spectrum and transforms it back scaled by P_r / P
+(`fourier.masked_conv`), so its r samples are the full-resolution convolution's values.
 """
 
 from __future__ import annotations

@@ -125,7 +125,8 @@ class GaussianMask(nn.Module):
     """Centred Gaussian kernel mask with one sigma per spatial axis (Sec. 2.4.1).
 
     `taps_full` are the taps of the largest kernel grid per axis (full resolution); the clamps
-    keep >= 3 taps on that grid and the cutoff inside [-1, 1] (method.md).
+    keep >= 3 taps on that grid and the cutoff inside [-1, 1]
+    (`common.masks.gaussian_sigma_bounds`).
     """
 
     def __init__(self, taps_full: tuple[int, ...], threshold: float, sigma_init: float):

@@ -1,5 +1,5 @@
 """DNArch on a Continuous CNN in PyTorch (paper Sec. 2.4, Fig. 5, Fig. 8; Appx. E.1;
-../shared/spec/method.md "Network"). Layout: channels first, (B, C, L) or (B, C, H, W);
+docs/design.md, "Network"). Layout: channels first, (B, C, L) or (B, C, H, W);
 token ids (B, L), and (B, 2, L) for the retrieval dual encoder.
 
     Encoder   [Embedding] -> PWLinear -> BatchNorm -> x m_enc -> GELU            (width N_max)
@@ -10,7 +10,7 @@ token ids (B, L), and (B, 2, L) for the retrieval dual encoder.
     Decoder   global: GlobalAvgPool -> PWLinear; dense: PWLinear per position;
               retrieval: pool each document, MLP on [X1, X2, X1*X2, X1-X2]
 
-Execution modes (method.md "Execution modes"):
+Execution modes (docs/design.md, "Execution modes"):
     trim     computes only what the masks keep: channels, blocks, kernel taps and frequencies
              (a block whose resolution mask cuts frequencies runs at a lower resolution).
     virtual  static shapes: everything at the largest size, multiplied by the masks.
@@ -19,11 +19,12 @@ the last operation that could make a masked entry non-zero). A block with a reso
 computes Eq. 7 in both (`fourier.masked_conv`): the kernel rendered on the block's full tap grid,
 input and kernel transformed on P = 2 L points, the product spectrum masked; `trim` crops it and
 transforms back at the reduced resolution r, whose samples are exactly the band-limited
-full-resolution convolution at positions i L / r (tested against `common.reference` at block
-level). After the convolution the two modes differ by design: `trim` runs the pointwise layers
-and non-linearities at r, `virtual` at L (`grids.TRIM_RESOLUTION_BOUND`).
+full-resolution convolution at the coarse cell centres (i + 1/2) L / r - 1/2 (tested against
+`common.reference` at block level). After the convolution the two modes differ by design: `trim`
+runs the pointwise layers and non-linearities at r, `virtual` at L
+(`grids.TRIM_RESOLUTION_BOUND`).
 
-Bucketed trim (issue 14; `build_model(cfg, bucketed=True)`, off by default): on a GPU a trimmed
+Bucketed trim (`build_model(cfg, bucketed=True)`, off by default): on a GPU a trimmed
 step pays only once its kernels are captured (`torch.compile`, CUDA graphs:
 `train.compiled_forward`), and a capture holds for one set of shapes. `plan(trim, bucketed=True)`
 rounds the kept sizes up to a few fixed values (`common.buckets`): channels (encoder and
@@ -32,11 +33,12 @@ full tap grid, blocks run to quarters of the depth, and a cropped block's kept P
 whole spectrum of its r-point grid. Each is the same function as exact trim, values and
 gradients (tests/implementations/torch/test_buckets.py, float64): the masks are 0 beyond the
 kept prefix, so the extra channels, taps, bins and blocks are multiplied by exact zeros.
-NOT bucketed: the resolution r. The output samples of a cropped block sit at (i + 1/2) L / r and
-the pointwise layers and GELUs after the convolution run on those samples: a larger r' would be
-the same band-limited convolution sampled more densely, but a different network after it
-(closer to `virtual`, not equal to exact trim). r is kept exact; it is already one of the few
-5-smooth FFT lengths (`grids.resolution_for_padded_bins`), so it adds few shapes.
+NOT bucketed: the resolution r. The output samples of a cropped block sit at the positions
+(i + 1/2) L / r - 1/2 and the pointwise layers and GELUs after the convolution run on those
+samples: a larger r' would be the same band-limited convolution sampled more densely, but a
+different network after it (closer to `virtual`, not equal to exact trim). r is kept exact; it
+is already one of the few even 5-smooth lengths (`grids.resolution_for_padded_bins`), so it
+adds few shapes.
 Mixed precision (`precision="bf16"`): the pointwise linears' GEMMs in bfloat16, results cast
 back to float32; FFTs, masks, BatchNorm and the kernel network stay float32.
 
