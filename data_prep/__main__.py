@@ -1,5 +1,5 @@
-"""CLI: `python -m data_prep <dataset> --source download|generate --out DIR [--size N] [--seed S]`
-(issue 4). Datasets: listops, text, retrieval, image, pathfinder, pathx, cifar10, cifar100,
+"""CLI: `python -m data_prep <dataset> --source download|generate --out DIR [--size N] [--seed S]`.
+Datasets: listops, text, retrieval, image, pathfinder, pathx, cifar10, cifar100,
 darcyflow, cosmic.
 
     python -m data_prep lra-extract --out CACHE [--file lra_release.gz] [--url MIRROR]

@@ -1,4 +1,4 @@
-"""Framework-neutral artefacts: `.npy` arrays per split + `meta.json` (issue 4, deliverable 1).
+"""Framework-neutral artefacts: `.npy` arrays per split + `meta.json`.
 
 Layout under the dataset directory DIR (the raw inputs live in DIR/raw and are never touched):
 

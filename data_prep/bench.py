@@ -1,26 +1,26 @@
-"""Data-pipeline benchmark (issue 4, deliverable 4): preprocessing throughput for ListOps
+"""Data-pipeline benchmark: preprocessing throughput for ListOps
 (rows/s) and Pathfinder (images/s) on generated data, and batch iteration throughput from the
 memory-mapped artefacts, compared with a CCNN_{4,140} CPU train step at batch 50 x 2048.
 
     python -m data_prep.bench --out results/bench/data.csv
     python -m data_prep.bench --darcy-rss /scratch --darcy-out results/bench/darcy_rss.csv
 
-`--darcy-rss DIR` (issue 13, deliverable 3) writes a full-size DarcyFlow file in DIR (1024 x
+`--darcy-rss DIR` writes a full-size DarcyFlow file in DIR (1024 x
 421 x 421, `coeff` and `sol`, MAT v5 as published: 2.9 GB; `--darcy-compress` for v7's zlib
 elements), measures the peak RSS of preparing DarcyFlow from it (used as smooth1 and smooth2:
 the four reads of the real run) in a fresh process, before (scipy.io.loadmat keeping views, the
 old reader) and after (data_prep.matfile streaming), writes the CSV and deletes the file.
 Goal: after <= 2 GB.
 
-Generators (issue 11): Pathfinder-32 and Path-X images/s (with --workers processes; the
+Generators: Pathfinder-32 and Path-X images/s (with --workers processes; the
 output does not depend on it) and DarcyFlow seconds per sample at 421 (solve_gwf.m procedure)
 and at 85 (fast path), each with the time extrapolated to the sizes that matter (10k
 Pathfinder-32, 1000 Path-X, 1100 DarcyFlow samples).
 
 Goal: the iterator delivers ListOps batches of 50 x 2048 at least 20x faster than a train step
 consumes them. The step time comes from `implementations.torch.build_model` when it exists,
-otherwise from --step-seconds (default 0.48 s * 50 / 8: the reference CCNN step of
-spec/performance.md, batch 8, scaled to batch 50).
+otherwise from --step-seconds (default 0.48 s * 50 / 8: the public CCNN code's ~480 ms train
+step at batch 8 on a CPU, scaled to batch 50).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CIFAR-10 / CIFAR-100 (paper Appx. D.2; spec/data.md "CIFAR-10 / CIFAR-100"); also the raw
+"""CIFAR-10 / CIFAR-100 (paper Appx. D.2); also the raw
 reader of LRA Image (data_prep.lra.image).
 
 Sources, in order: HF `uoft-cs/cifar10[0]`, TFDS `cifar10[0]`, the raw python archive (layout

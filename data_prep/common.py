@@ -1,6 +1,6 @@
 """Shared plumbing of the dataset modules: the preparation context, raw-source resolution
-(download / mirror / local override), the vocabulary code (torchtext is dead: spec/data.md
-"Pitfalls") and the common part of meta.json (issue 4, "meta.json must contain at least").
+(download / mirror / local override), the vocabulary code (S4 built it with torchtext, which is
+no longer maintained) and the part of meta.json every dataset writes.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Context:
             "generator": self.generator_info,
             "source_detail": self.source_detail,
         }
-        # how close the data is to the real dataset's distribution (issue 11)
+        # how close the data is to the real dataset's distribution
         if self.source == "download":
             meta["distribution"], meta["distribution_reason"] = "real", "downloaded"
         else:

@@ -1,5 +1,4 @@
-"""Cosmic (deepCR ACS/WFC data), NAS-Bench-360 protocol (paper Appx. D.3; spec/data.md
-"Cosmic").
+"""Cosmic (deepCR ACS/WFC data), NAS-Bench-360 protocol (paper Appx. D.3).
 
 Raw layout (real and simulated): `npy_{train,test}/<filter>/<propid>/<visit>/<N>_*.npy`, each
 (3, 256, 256) = [image, cosmic-ray mask, ignore mask], and one `sky.npy` per visit directory

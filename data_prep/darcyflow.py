@@ -1,4 +1,4 @@
-"""DarcyFlow, NAS-Bench-360 protocol (paper Appx. D.3; spec/data.md "DarcyFlow").
+"""DarcyFlow, NAS-Bench-360 protocol (paper Appx. D.3).
 
 Raw files: `piececonst_r421_N1024_smooth1.mat` (train) and `..._smooth2.mat` (test),
 variables `coeff` and `sol`. The published files are MAT v5/v7 (what scipy.io.loadmat reads):

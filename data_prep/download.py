@@ -1,4 +1,4 @@
-"""Downloads that cannot corrupt (issue 4, deliverable 1; spec/data.md "LRA archive").
+"""Downloads that cannot corrupt.
 
 - streamed with a tqdm progress bar, into `<dest>.part`;
 - resumable: an existing `.part` is continued with an HTTP `Range` request (a server that

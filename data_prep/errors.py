@@ -1,4 +1,4 @@
-"""One exception type for every data problem (spec/data.md; issue 4 "one clear error").
+"""One exception type for every data problem, so that a user sees one clear error.
 
 Messages name the file (or key, or shape), say what was expected and what to do next.
 """

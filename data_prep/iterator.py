@@ -1,4 +1,4 @@
-"""Framework-neutral batch iterator over the memory-mapped artefacts (issue 4, deliverable 1).
+"""Framework-neutral batch iterator over the memory-mapped artefacts.
 
 Yields dicts of numpy arrays (channels-first, as stored); each framework converts at its own
 boundary (torch.from_numpy / jnp.asarray, and the channels-last transpose for JAX there).

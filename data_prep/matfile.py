@@ -1,5 +1,5 @@
 """Streaming reader (and writer) for the 3-D numeric variables of MATLAB v5/v7 .mat files
-(spec/data.md "DarcyFlow"; issue 13, deliverable 3).
+(DarcyFlow's raw files, `data_prep.darcyflow`).
 
 Every public DarcyFlow loader reads the published `piececonst_r421_N1024_smooth{1,2}.mat`
 with `scipy.io.loadmat`: the whole 1024 x 421 x 421 float64 variable (1.45 GB) lands in memory

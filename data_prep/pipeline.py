@@ -1,5 +1,5 @@
 """One entry for every dataset: raw layout (download or generator) -> the same preprocessing ->
-artefacts (issue 4, deliverable 1). `--source generate` writes the real raw layout into
+artefacts. `--source generate` writes the real raw layout into
 DIR/raw and then runs exactly the parser the download path runs.
 """
 

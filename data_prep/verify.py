@@ -1,4 +1,4 @@
-"""`python -m data_prep verify [DIR]` (issue 13, deliverable 7): one line per dataset saying
+"""`python -m data_prep verify [DIR]`: one line per dataset saying
 whether its downloaded raw files and its artefacts are intact, and what to do if not.
 
 Checks, for DIR/<dataset> of every dataset in the registry (and the shared LRA cache DIR/lra):

@@ -1,1 +1,2 @@
-"""Long Range Arena datasets (paper Appx. D.1; spec/data.md "LRA archive" ... "Pathfinder")."""
+"""Long Range Arena datasets (paper Appx. D.1): ListOps, Text, Retrieval, Image, Pathfinder,
+Path-X; data_prep/README.md says where each comes from."""

@@ -1,8 +1,8 @@
-"""One pass over the LRA archive for all four LRA datasets (issue 13, deliverable 4).
+"""One pass over the LRA archive for all four LRA datasets.
 
-`lra_release.gz` (8.2 GB gzipped tar, 18.6 GB unpacked) used to be decompressed once per
-dataset: four passes for ListOps, Retrieval, Pathfinder and Path-X. `extract_shared` reads it
-once, keeps the members all four need, and writes them to a shared cache:
+`lra_release.gz` (8.2 GB gzipped tar, 18.6 GB unpacked) holds ListOps, Retrieval, Pathfinder
+and Path-X: decompressing it once per dataset would take four passes. `extract_shared` reads
+it once, keeps the members all four need, and writes them to a shared cache:
 
     CACHE/raw/downloads/lra_release.gz     the archive (downloaded unless given with --file)
     CACHE/raw/lra_extracted/...            the kept members, in the archive's own layout

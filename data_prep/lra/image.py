@@ -1,5 +1,4 @@
-"""LRA Image = grayscale CIFAR-10 as a sequence of 1024 pixels (paper Appx. D.1;
-spec/data.md "Image (LRA CIFAR)").
+"""LRA Image = grayscale CIFAR-10 as a sequence of 1024 pixels (paper Appx. D.1).
 
 Raw sources and readers are CIFAR-10's (data_prep.cifar). Grayscale follows S4 (torchvision's
 `Grayscale` = PIL's "L" conversion: L = (19595 R + 38470 G + 7471 B + 2^15) >> 16, an integer),

@@ -1,4 +1,4 @@
-"""ListOps (paper Appx. D.1; spec/data.md "ListOps"): LRA's generator (seeded) and S4's
+"""ListOps (paper Appx. D.1): LRA's generator (seeded) and S4's
 preprocessing.
 
 Raw layout (real and generated): `<root>/listops-1000/basic_{train,val,test}.tsv`, header

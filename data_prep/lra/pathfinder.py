@@ -1,6 +1,6 @@
-"""Pathfinder (32 px) and Path-X (128 px) (paper Appx. D.1; spec/data.md "Pathfinder and
-Path-X"): a seeded re-implementation of Linsley et al.'s snake generator with LRA's settings,
-written in the real raw layout, and the parser.
+"""Pathfinder (32 px) and Path-X (128 px) (paper Appx. D.1): a seeded re-implementation of
+Linsley et al.'s snake generator with LRA's settings, written in the real raw layout, and the
+parser.
 
 Raw layout (real and generated), under `pathfinder{32,128}/curv_contour_length_14/`:
 `imgs/<batch>/sample_<i>.png` (8-bit grayscale) and `metadata/<batch>.npy` - TEXT despite the

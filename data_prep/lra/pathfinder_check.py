@@ -1,4 +1,4 @@
-"""Pixel-level reading of Pathfinder / Path-X images (issue 11): what a model sees, used by the
+"""Pixel-level reading of Pathfinder / Path-X images: what a model sees, used by the
 tests and by the statistics table of data_prep/README.md.
 
     python -m data_prep.lra.pathfinder_check --n32 2000 --n128 200 --out stats.csv
@@ -87,7 +87,8 @@ def path_length(points: np.ndarray) -> float:
 
 
 def summarise(samples) -> dict[str, float]:
-    """Statistics of a list of `pathfinder.Sample` (the measures of the issue 11 table)."""
+    """Statistics of a list of `pathfinder.Sample` (the measures of data_prep/README.md's
+    Pathfinder table)."""
     st = [image_stats(s.image) for s in samples]
     col = {k: np.array([d[k] for d in st]) for k in st[0]}
     lengths = [path_length(q) for s in samples for q in s.paths]

@@ -1,4 +1,4 @@
-"""LRA Retrieval = AAN citation pairs (paper Appx. D.1; spec/data.md "Retrieval (AAN)").
+"""LRA Retrieval = AAN citation pairs (paper Appx. D.1).
 
 Raw layout (real and substitute): `<root>/tsv_data/new_aan_pairs.{train,eval,test}.tsv`, no
 header, 5 tab-separated columns `label, id1, id2, text1, text2`. Characters; vocabulary from

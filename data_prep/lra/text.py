@@ -1,4 +1,4 @@
-"""LRA Text = IMDB at character level (paper Appx. D.1; spec/data.md "Text").
+"""LRA Text = IMDB at character level (paper Appx. D.1).
 
 Sources, in order: HF `stanfordnlp/imdb`, TFDS `imdb_reviews`, the raw `aclImdb_v1.tar.gz`
 (layout `aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`). S4's preprocessing: characters,
