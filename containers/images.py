@@ -7,7 +7,7 @@ tests. Paths are relative to the repository root, where Snakemake runs.
     image_for("jax", "tpu")       # "jax-tpu"
 
 Torch and JAX live in separate GPU images: their CUDA wheels bring conflicting cuDNN/CUDA
-libraries (workflow.md). The `cpu` image holds the CPU builds of both for the parity check.
+libraries. The `cpu` image holds the CPU builds of both for the parity check.
 
 The base image is pinned by digest HERE and nowhere else (`BASE_IMAGE`); the package versions
 are read from pyproject.toml and requirements.lock (`project_pins`, `lock_pins`), never typed.

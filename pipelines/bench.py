@@ -6,10 +6,10 @@
 `trim`: forward + backward time per step of DNArch_{K,R,W,D}(CCNN_{4,140}) (instantiated as
 CCNN_{8,280}) in `trim` vs `virtual` mode, with every sigmoid mask set so that
 C_curr / C_full = 1.0, 0.5, 0.25 (C_full: all masks at their maximum, i.e. the full CCNN_{8,280}
-at full resolution), for 1D L = 2048 (batch 8) and 2D 32 x 32 (batch 16). Goals (issue 2): at
+at full resolution), for 1D L = 2048 (batch 8) and 2D 32 x 32 (batch 16). Goals: at
 0.25 the trim step takes at most 0.4x the virtual step; at 1.0 trim is at most 10 % slower.
 It also times the `ccnn` variant (CCNN_{4,140}, ListOps shapes: tokens, L = 2048, batch 8)
-against the public CCNN code's ~480 ms per step on the same CPU (performance.md; goal 1.5x).
+against the public CCNN code's ~480 ms per step on the same CPU (goal: at least 1.5x faster).
 Ratios are measured within one run: absolute times on shared machines drift.
 
 `trimdiff`: how far `trim` is from `virtual` once resolution masks cut frequencies (float64,
@@ -132,7 +132,7 @@ def bench_trim(repeats: int, device: torch.device) -> list[dict]:
             "virtual_ms": REFERENCE_CCNN_MS,
             "trim_ms": round(ms, 1),
             "trim_over_virtual": round(ms / REFERENCE_CCNN_MS, 3),
-            "goal": "<= 0.667 (reference CCNN code, performance.md)",
+            "goal": "<= 0.667 (reference CCNN code)",
         }
     )
     return rows

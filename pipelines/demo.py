@@ -1,5 +1,5 @@
-"""The main job until the Snakemake workflow lands: train every variant (ccnn, k, kr, krwd) in
-1D and 2D on a small learnable problem (`pipelines.toy`) and print losses and C_curr/C_target.
+"""A quick demonstration outside the workflow: train every variant (ccnn, k, kr, krwd) in 1D
+and 2D on a small learnable problem (`pipelines.toy`) and print losses and C_curr/C_target.
 
     python -m pipelines.demo [--steps 60] [--seed 0] [--out results/demo]
 

@@ -6,7 +6,7 @@
   y = z * (y_std + eps) + y_mean (data meta "normalisation"), as FNO / NAS-Bench-360 (Table 2).
 - Cosmic: 1 - AUROC of the predicted probabilities sigmoid(logits) over every pixel whose
   ignore flag is 0 (Table 2). NAS-Bench-360 thresholded the logits at 0.5 first, which turns
-  its number into 1 - (TPR + TNR) / 2; ours is the proper AUROC (data.md).
+  its number into 1 - (TPR + TNR) / 2; ours is the proper AUROC, as the metric's name says.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cross-framework parity of DNArch: PyTorch vs JAX/Flax from identical weights (issue 3).
+"""Cross-framework parity of DNArch: PyTorch vs JAX/Flax from identical weights.
 
     python -m pipelines.parity                      # every variant x {1D, 2D} x head x dtype
     python -m pipelines.parity --variants krwd --dims 1 --dtypes float64 --out /tmp/p.csv
@@ -25,30 +25,28 @@ Tolerance rule, per tensor: max|a - b| <= tol * max(max|b|, TINY), b the PyTorch
 and a row passes when it is <= tolerance for every tensor of the row.
     float64: 1e-9, float32: 2e-4 (float32 `grad` / `params_step{k}`: FLOAT32_RULE below for
     a tensor that misses it).
-PyTorch `virtual` mode must pass for every variant. PyTorch `trim` must pass the same
-tolerances for ccnn, k, and krwd with full resolution (the resolution masks at mu_max); for kr
-and krwd with random (frequency-cutting) resolution masks `trim` computes a different function
-by design (method.md "Execution modes"), and forward/loss are judged against the documented
+PyTorch `virtual` mode must pass for every variant. PyTorch `trim` must pass the same tolerances
+for ccnn, k, and krwd with full resolution (the resolution masks at mu_max); for kr and krwd
+with random (frequency-cutting) resolution masks `trim` computes a different function by design
+(docs/design.md, "Learned downsampling"), and forward/loss are judged against the documented
 bound TRIM_RESOLUTION_BOUND instead.
 
-Known failures (full grid, seed 0; reported, not hidden):
-- (fixed) PyTorch `trim`, krwd, full resolution, params_step{k}: blocks cut by the depth mask
-  did not get gradients in trim mode and AdamW skipped them; train_step now zero-fills them.
-- (fixed) float32, kr 1D global, grad of blocks.1.res_mask.mu: 2.2e-4 against 2e-4. That
-  gradient cancels to 1.4e-7; JAX float32 was 2.5e-4 from float64, PyTorch float32 3.0e-5,
-  because PyTorch's CPU BatchNorm accumulates its statistics in float64. JAX's BatchNorm now
-  uses corrected two-pass statistics: 3.8e-5 from float64, 6.8e-5 from PyTorch.
+Where the two frameworks could part, and what keeps them together (full grid; reported, not
+hidden):
+- Blocks cut by the depth mask get zero-filled gradients in PyTorch trim (`train_step`), so
+  AdamW's state moves for them as in virtual mode and in JAX; otherwise krwd's params_step{k}
+  would differ in trim.
+- JAX's BatchNorm uses corrected two-pass statistics: PyTorch's CPU BatchNorm accumulates its
+  statistics in float64, and a gradient that cancels (kr 1D global, blocks.1.res_mask.mu, down
+  to 1.4e-7) would otherwise miss 2e-4 in float32.
 - float32 `grad` and `params_step{k}` rows are judged by FLOAT32_RULE (below) where JAX and
   PyTorch differ by more than 2e-4: JAX float32 must then be as close to a float64 PyTorch
-  twin as PyTorch float32 is. Seed 0 never needs it (930 rows pass at 2e-4: worst float32
-  grad 6.8e-5, params_step 1.2e-4; float64 grads 5e-13, params 2.4e-13). After Eq. 7 in both
-  frameworks, Eq. 10 sizes and the resolution-following sigma floor (issue 10; 970 rows with
-  realised_complexity, seed 0): float64 forward 1.3e-15, grads 4.1e-13, params 1.4e-13;
-  float32 forward 3.8e-7, grads 7.1e-5, params 4.0e-5; trim with cut resolutions 1.4e-3
-  against the bound 0.02. Seed 1, float32:
-  4 of 465 rows miss 2e-4 and pass by the rule, and in each JAX float32 is the closer one to
-  float64 (kr 2D global grad, res_mask.mu: PyTorch 2.2e-4, JAX 2.2e-6; krwd 1D retrieval
-  trim, kernel_net.layers.3.bias after AdamW step 1: PyTorch 7.4e-4, JAX 2.4e-5).
+  twin as PyTorch float32 is. Seed 0 never needs it (970 rows with realised_complexity: float64
+  forward 1.3e-15, grads 4.1e-13, params 1.4e-13; float32 forward 3.8e-7, grads 7.1e-5, params
+  4.0e-5; trim with cut resolutions 1.4e-3 against the bound 0.02). Seed 1, float32: 4 of 465
+  rows miss 2e-4 and pass by the rule, and in each JAX float32 is the closer one to float64
+  (kr 2D global grad, res_mask.mu: PyTorch 2.2e-4, JAX 2.2e-6; krwd 1D retrieval trim,
+  kernel_net.layers.3.bias after AdamW step 1: PyTorch 7.4e-4, JAX 2.4e-5).
 
 Layouts: PyTorch is channels first (B, C, *S), JAX channels last (B, *S, C). The boundary is
 crossed only in `to_jax_input` / `to_torch_layout_output` below (np.moveaxis), and for the

@@ -92,7 +92,7 @@ def data_label(results: list[dict]) -> str:
 
 
 def run_data_label(r: dict) -> str:
-    """`kind`, plus how close generated data is to the real distribution (issue 11), e.g.
+    """`kind`, plus how close generated data is to the real distribution, e.g.
     "generated (faithful)"; results without the field print the kind alone."""
     kind, dist = r["data"]["kind"], r["data"].get("distribution")
     return f"{kind} ({dist})" if dist and dist != "real" else kind

@@ -5,12 +5,12 @@
 
 
 # One rule per framework (train_torch, train_jax; train_torch_virtual in the claims profile)
-# because each runs in its own image: the CUDA builds of PyTorch and JAX conflict
-# (workflow.md). SLURM resources are keyed by these names.
+# because each runs in its own image: the CUDA builds of PyTorch and JAX bring conflicting
+# cuDNN/CUDA libraries (containers/images.py). SLURM resources are keyed by these names.
 #
 # group_variants (smoke): one job per (dataset, framework, seed) trains every variant in one
 # process (`--variant ccnn k kr krwd --out .../{variant}/...`): same runs, same files, but a
-# process start, the framework imports and the small eager programs once per dataset (issue 14).
+# process start, the framework imports and the small eager programs once per dataset.
 GROUP = config["group_variants"]
 
 
