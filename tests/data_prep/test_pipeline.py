@@ -1,4 +1,4 @@
-"""Every dataset: generated raw layout -> artefacts -> batches (issue 4, deliverable 3)."""
+"""Every dataset: generated raw layout -> artefacts -> batches."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_generate_to_batches(name, generated):
     assert REQUIRED <= set(meta), REQUIRED - set(meta)
     assert meta["source"] == "generate"
     assert meta["substitute"] is spec.substitute_when_generated
-    # issue 11: how close the generated data is to the real one, with a one-line reason
+    # how close the generated data is to the real one, with a one-line reason
     assert meta["distribution"] in ("faithful", "approximate", "format-only")
     assert meta["distribution_reason"] and "\n" not in meta["distribution_reason"]
     if spec.substitute_when_generated:

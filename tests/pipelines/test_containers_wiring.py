@@ -1,5 +1,5 @@
 """Every workflow rule names its Apptainer image; the SLURM profile plans the paper run with
-images and GPU resources (issue 6). No Apptainer binary can run here: the dry run uses a stub
+images and GPU resources. No Apptainer binary can run here: the dry run uses a stub
 `apptainer` that only answers `--version` (Snakemake checks it exists before planning)."""
 
 import os

@@ -128,7 +128,7 @@ def test_tpu_profile_selects_the_tpu_image(tmp_path):
 
 
 def test_smoke_evaluation_splits_hold_whole_batches(tmp_path):
-    """The smoke profile's generate_size makes val and test whole batches (issue 14: one JAX
+    """The smoke profile's generate_size makes val and test whole batches (so JAX compiles one
     evaluation program per model). Generated here at the profile's sizes; Path-X is the
     documented exception (160 images of 128 px would take ~100 s to draw), Text's val is its
     test split."""

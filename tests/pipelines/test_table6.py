@@ -1,5 +1,5 @@
 """The paper profile equals Table 6 of the paper, every row (COSMIC, the table's last line,
-included), and a run that deviates from it says so (issue 10, point 5 and "Bad input")."""
+included), and a run that deviates from it says so."""
 
 from __future__ import annotations
 

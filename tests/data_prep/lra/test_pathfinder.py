@@ -16,7 +16,7 @@ from tests.data_prep.conftest import assert_no_artefact
 EIGHT = np.ones((3, 3), bool)
 
 
-# Reference values (issue 11's audit of Linsley's algorithm with LRA's settings) and the bands
+# Reference values (an audit of Linsley's algorithm run with LRA's settings) and the bands
 # the generated images must fall in. 32 px: 45 % non-zero, path median 49 (47-52), median 8
 # components, 5 distractors; 128 px: 7.8 of 8 distractors, 2 discs in every image.
 # Marker-to-centre: the audit quotes 5.0 px; the algorithm as we read it gives ~3 (one marker

@@ -1,5 +1,5 @@
 """Pathfinder / Path-X split = S4's and CCNN's: torch.utils.data.random_split over the metadata
-lines with torch.Generator().manual_seed(42) (issue 13, deliverable 6)."""
+lines with torch.Generator().manual_seed(42)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One initialisation law for both frameworks (method.md "Initialisation", issue 10 point 4).
+"""One initialisation law for both frameworks (docs/design.md, "Initialisation and training").
 
 Parity checks copy weights from one framework to the other, so they cannot see how each
 framework initialises. Here each framework draws its own parameters (its own seeds); for every
@@ -121,7 +121,7 @@ def test_kernel_network_output_scale_matches_across_frameworks():
 
 
 def test_jax_host_draws_are_seeded_by_the_key_and_need_no_random_program():
-    """init_variables draws on the host (issue 14): the same key gives the same tensors, other
+    """init_variables draws on the host: the same key gives the same tensors, other
     keys others (every random tensor differs, per-tensor streams: no two tensors of equal shape
     repeat each other); constants and masks equal the Flax modules' own init; under jax.jit it
     falls back to the Flax draws with the same layout; the placeholder switch does not outlive

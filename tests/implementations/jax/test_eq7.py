@@ -1,4 +1,4 @@
-"""Block level: the JAX model computes Eq. 7 (issue 10, points 1-3), as PyTorch does
+"""Block level: the JAX model computes Eq. 7, as PyTorch does
 (tests/implementations/torch/test_eq7.py): the block's convolution path (virtual: uncropped)
 against the float64 NumPy reference at Table 6's w0 values, and `fourier.masked_conv` with a
 crop; then the sigma floor of every kept-bin count and a non-zero d loss / d sigma there."""

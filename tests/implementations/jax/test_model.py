@@ -284,7 +284,7 @@ def test_run_time_branches_change_no_output_and_no_gradient(data_dim, head, seed
 
 def test_branches_default_on_only_for_wide_networks():
     """build_model's default: run-time branches (block skipping, half-width bucket) from
-    BRANCH_MIN_CHANNELS channels up; narrower networks get the literal step (issue 14)."""
+    BRANCH_MIN_CHANNELS channels up; narrower networks get the literal step."""
     small = ModelConfig(variant="krwd", data_dim=1, input_shape=(21,), in_channels=2, out_size=3)
     small = small.replace(width=8, max_width=16)
     wide = small.replace(width=140, max_width=280)

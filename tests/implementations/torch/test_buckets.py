@@ -1,4 +1,4 @@
-"""Bucketed trim (issue 14, `common.buckets`): kept sizes rounded up to a few fixed values give
+"""Bucketed trim (`common.buckets`): kept sizes rounded up to a few fixed values give
 the same outputs and gradients as exact trim (float64, random mask states, odd sizes), the
 extra channels stay exactly zero, and a compiled forward is traced once per bucket."""
 

@@ -1,11 +1,12 @@
-"""Block level: PyTorch `trim` and `virtual` compute Eq. 7 (issue 10, points 1-3).
+"""Block level: PyTorch `trim` and `virtual` compute Eq. 7.
 
 A block's convolution path (`ResidualBlock.conv_path`: Gaussian kernel mask, kernel on the full
 tap grid, resolution mask on the product spectrum, crop in trim) against the float64 NumPy
 reference `implementations.common.reference`, at Table 6's w0 values, for several
-resolution-mask states (no crop, mild and strong crops, odd sizes, a rectangular 2D crop):
-relative error <= 1e-9. Then the sigma floor: at every kept-bin count the floor keeps >= 3 taps
-on the block's own grid and d loss / d sigma is non-zero there.
+resolution-mask states (no crop, mild and strong crops, odd sizes, a rectangular 2D crop, one
+axis cut beside one whose mask reaches the Nyquist bin): relative error <= 1e-9. Then the sigma
+floor: at every kept-bin count the floor keeps >= 3 taps on the block's own grid and d loss / d
+sigma is non-zero there.
 """
 
 from __future__ import annotations
@@ -123,9 +124,9 @@ def _at_kept(cfg, axis_kept):
 
 @pytest.mark.parametrize("mode", ["trim", "virtual"])
 def test_sigma_gradient_is_nonzero_at_the_floor_for_every_kept_bin_count(mode):
-    """Issue 10 point 3: at the floor of every reachable resolution the kernel keeps >= 3 taps
-    on the block's own grid and d loss / d sigma != 0 (it was exactly 0 in trim at resolutions
-    540 and 240 of 1024 when the floor was computed for the full grid)."""
+    """At the floor of every reachable resolution the kernel keeps >= 3 taps on the block's own
+    grid and d loss / d sigma != 0 (a floor computed for the full grid leaves trim with a
+    gradient of exactly 0, e.g. at resolutions 540 and 240 of 1024)."""
     length = 64
     cfg, model, block = _block((length,), 27500.0, (0.0,), (0.1,), mode)
     cfg = cfg.replace(tau_resolution=25.0)  # tau 25 reaches the smallest resolutions

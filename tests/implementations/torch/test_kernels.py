@@ -1,4 +1,5 @@
-"""The kernel network: Fourier features not aliased at initialisation (method.md "Kernels")."""
+"""The kernel network: Fourier features not aliased at initialisation (docs/design.md,
+"Network")."""
 
 import math
 

@@ -142,7 +142,8 @@ def test_forward_backward_on_odd_sizes_at_the_clamps(variant, case, where):
 
 
 def test_masks_receive_task_gradients():
-    """m_in after BatchNorm and the conv (method.md): the task loss reaches every mask."""
+    """m_in after BatchNorm and the conv (docs/design.md, "Network"): the task loss reaches
+    every mask."""
     torch.manual_seed(3)
     model = make("krwd", 1, (97,), "global", False)
     randomize_masks(model, torch.Generator().manual_seed(0), resolution=False)
