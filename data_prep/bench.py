@@ -5,12 +5,12 @@ memory-mapped artefacts, compared with a CCNN_{4,140} CPU train step at batch 50
     python -m data_prep.bench --out results/bench/data.csv
     python -m data_prep.bench --darcy-rss /scratch --darcy-out results/bench/darcy_rss.csv
 
-`--darcy-rss DIR` writes a full-size DarcyFlow file in DIR (1024 x
-421 x 421, `coeff` and `sol`, MAT v5 as published: 2.9 GB; `--darcy-compress` for v7's zlib
-elements), measures the peak RSS of preparing DarcyFlow from it (used as smooth1 and smooth2:
-the four reads of the real run) in a fresh process, before (scipy.io.loadmat keeping views, the
-old reader) and after (data_prep.matfile streaming), writes the CSV and deletes the file.
-Goal: after <= 2 GB.
+`--darcy-rss DIR` writes a full-size DarcyFlow file in DIR (1024 x 421 x 421, `coeff` and
+`sol`, MAT v5 as published: 2.9 GB; `--darcy-compress` for v7's zlib elements), measures the
+peak RSS of preparing DarcyFlow from it (used as smooth1 and smooth2: the four reads of the real
+run) in a fresh process, mode "before" with scipy.io.loadmat as the public loaders read it
+(keeping subsampled views of whole variables) and mode "after" with data_prep.matfile's
+streaming reader, writes the CSV and deletes the file. Goal: after <= 2 GB.
 
 Generators: Pathfinder-32 and Path-X images/s (with --workers processes; the
 output does not depend on it) and DarcyFlow seconds per sample at 421 (solve_gwf.m procedure)
@@ -197,7 +197,7 @@ DARCY_GOAL_GB = 2.0
 def _peak_rss_child(mode: str, raw: str, out: str, queue) -> None:
     """Runs in a fresh (spawned) process: prepare DarcyFlow from `raw`, report peak RSS."""
     t = time.perf_counter()
-    if mode == "before":  # the old v5 path: scipy.io.loadmat, the subsampled VIEW is kept
+    if mode == "before":  # the public loaders' v5 path: scipy.io.loadmat, a subsampled VIEW kept
         import scipy.io
 
         keep = []

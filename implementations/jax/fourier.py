@@ -136,10 +136,10 @@ def fft_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     y[n] = sum_j kernel[j] x[n - (j - c)], c = (K - 1) / 2 per axis, x zero outside.
 
     The backward is JAX's own (its transpose of `rfft` goes through a complex FFT). A
-    hand-written real-FFT backward like PyTorch's `_FFTConv` was tried: 78 -> 64 ms for
-    (8, 2048, 140) with 2049 taps on 2 CPU cores, forward + backward, but nothing measurable
-    in a whole train step, and it moved a float32 resolution-mask gradient that cancels to
-    1e-7 from 3.8e-5 to 2.6e-4 of float64 (pipelines/parity.py, kr 1D global): not kept.
+    hand-written real-FFT backward like PyTorch's `_FFTConv` speeds up this convolution alone
+    (by about a sixth on a CPU) but no whole train step measurably, and it pushes a float32
+    resolution-mask gradient that cancels to 1e-7 past parity's 2e-4 tolerance
+    (pipelines/parity.py, kr 1D global).
     """
     d = kernel.ndim - 1
     spatial = tuple(x.shape[1 : 1 + d])

@@ -588,7 +588,7 @@ class DNArch(nn.Module):
     def clamp_masks(self) -> None:
         """Appx. E.1: reset mask parameters into their admissible ranges (after every step).
         Sigmoid masks first; then each kernel mask, whose lower clamp follows its block's
-        resolution as the (clamped) resolution mask now sets it (`kernel_floors`)."""
+        resolution as the (clamped) resolution mask currently sets it (`kernel_floors`)."""
         for module in self.modules():
             if isinstance(module, SigmoidMask):
                 module.clamp_()
