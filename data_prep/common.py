@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from data_prep import download as dl
+from data_prep.artefacts import ArtefactWriter, provenance
 from data_prep.errors import DataError
 from data_prep.registry import DatasetSpec, Source
 
@@ -294,6 +295,24 @@ class Vocab:
     def load(cls, path: Path) -> Vocab:
         d = json.loads(Path(path).read_text())
         return cls(d["tokens"], d.get("min_freq", 1))
+
+
+def commit_tokens(
+    ctx: Context, w: ArtefactWriter, vocab: Vocab, max_length: int, **fields: Any
+) -> dict[str, Any]:
+    """Finish a token dataset (ListOps, Text, Retrieval): vocab.json, then meta.json with the
+    vocabulary size, the padded length, no normalisation, the dataset's own `fields` and the
+    provenance. Returns what `ArtefactWriter.commit` returns."""
+    w.save_extra("vocab.json", vocab.to_json())
+    meta = ctx.meta_base()
+    meta.update(
+        vocab_size=len(vocab),
+        max_length=max_length,
+        normalisation=None,
+        **fields,
+        provenance=provenance(ctx.seed, ctx.started),
+    )
+    return w.commit(meta)
 
 
 def encode_padded(

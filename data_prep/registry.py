@@ -185,6 +185,15 @@ _TOKENS = dict(
     extras=("vocab.json",),
 )
 _CONTINUOUS = dict(_COMMON, input_kind="continuous", arrays=("inputs", "targets"))
+_CIFAR = dict(  # CIFAR-10 and CIFAR-100: one reader, one layout, the same splits
+    family="cifar",
+    module="data_prep.cifar",
+    data_dim=2,
+    input_shape=(32, 32),
+    in_channels=3,
+    full_sizes={"train": 45000, "val": 5000, "test": 10000},
+    **SUBSTITUTE,
+)
 
 
 def _tokens(**fields: Any) -> DatasetSpec:
@@ -285,31 +294,19 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         _continuous(
             name="cifar10",
-            family="cifar",
-            module="data_prep.cifar",
-            data_dim=2,
-            input_shape=(32, 32),
-            in_channels=3,
+            **_CIFAR,
             num_classes=10,
-            full_sizes={"train": 45000, "val": 5000, "test": 10000},
             sources=(CIFAR10,),
             loaders=("hf:uoft-cs/cifar10", "tfds:cifar10"),
             generate_size=90,
-            **SUBSTITUTE,
         ),
         _continuous(
             name="cifar100",
-            family="cifar",
-            module="data_prep.cifar",
-            data_dim=2,
-            input_shape=(32, 32),
-            in_channels=3,
+            **_CIFAR,
             num_classes=100,
-            full_sizes={"train": 45000, "val": 5000, "test": 10000},
             sources=(CIFAR100,),
             loaders=("hf:uoft-cs/cifar100", "tfds:cifar100"),
             generate_size=180,
-            **SUBSTITUTE,
         ),
         _continuous(
             name="darcyflow",

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.artefacts import ArtefactWriter, hash_raw_files, provenance
-from data_prep.common import Context, Vocab, encode_padded, fetch_lra
+from data_prep.artefacts import ArtefactWriter, hash_raw_files
+from data_prep.common import Context, Vocab, commit_tokens, encode_padded, fetch_lra
 from data_prep.errors import DataError
 
 MAX_LEN = 2048
@@ -209,15 +209,12 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
             w.save(split, "inputs", x)
             w.save(split, "targets", labels)
             w.save(split, "lengths", lengths)
-        w.save_extra("vocab.json", vocab.to_json())
-        meta = ctx.meta_base()
-        meta.update(
-            vocab_size=len(vocab),
-            max_length=MAX_LEN,
-            normalisation=None,
+        return commit_tokens(
+            ctx,
+            w,
+            vocab,
+            MAX_LEN,
             raw_checksums=hash_raw_files([d / n for n in SPLIT_FILES.values()], raw_root),
             preprocessing="S4: ']'->'X', drop '(' ')', whitespace split, truncate 2047 + <eos>, "
             "vocab from train, pad 0",
-            provenance=provenance(ctx.seed, ctx.started),
         )
-        return w.commit(meta)

@@ -21,8 +21,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.artefacts import ArtefactWriter, hash_raw_files, provenance
-from data_prep.common import Context, Vocab, encode_padded, fetch_lra, pbar_disable
+from data_prep.artefacts import ArtefactWriter, hash_raw_files
+from data_prep.common import (
+    Context,
+    Vocab,
+    commit_tokens,
+    encode_padded,
+    fetch_lra,
+    pbar_disable,
+)
 from data_prep.errors import DataError
 
 MAX_LEN = 4000
@@ -115,16 +122,13 @@ def preprocess(ctx: Context, raw_root: Path) -> dict[str, Any]:
             w.save(split, "inputs", np.stack([x1, x2], axis=1))  # (N, 2, 4000)
             w.save(split, "lengths", np.stack([l1, l2], axis=1))  # (N, 2)
             w.save(split, "targets", labels)
-        w.save_extra("vocab.json", vocab.to_json())
-        meta = ctx.meta_base()
-        meta.update(
-            vocab_size=len(vocab),
-            max_length=MAX_LEN,
-            normalisation=None,
+        return commit_tokens(
+            ctx,
+            w,
+            vocab,
+            MAX_LEN,
             inputs_layout="(N, 2, L): document 1, document 2 (encoded separately)",
             raw_checksums=hash_raw_files([d / n for n in SPLIT_FILES.values()], raw_root),
             preprocessing="S4: characters, each document truncated 3999 + <eos>, vocab from "
             "both training texts, pad 0",
-            provenance=provenance(ctx.seed, ctx.started),
         )
-        return w.commit(meta)

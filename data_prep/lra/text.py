@@ -20,10 +20,11 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep import download as dl
-from data_prep.artefacts import ArtefactWriter, hash_raw_files, provenance
+from data_prep.artefacts import ArtefactWriter, hash_raw_files
 from data_prep.common import (
     Context,
     Vocab,
+    commit_tokens,
     content_sha256,
     encode_padded,
     hf_load,
@@ -193,14 +194,11 @@ def preprocess(ctx: Context, raw: Path | Examples) -> dict[str, Any]:
             w.save(split, "inputs", x)
             w.save(split, "targets", examples[split][1])
             w.save(split, "lengths", lengths)
-        w.save_extra("vocab.json", vocab.to_json())
-        meta = ctx.meta_base()
-        meta.update(
-            vocab_size=len(vocab),
-            max_length=MAX_LEN,
-            normalisation=None,
+        return commit_tokens(
+            ctx,
+            w,
+            vocab,
+            MAX_LEN,
             raw_checksums=checksums,
             preprocessing="S4: characters, truncate 4095 + <eos>, vocab from train min_freq 15",
-            provenance=provenance(ctx.seed, ctx.started),
         )
-        return w.commit(meta)
