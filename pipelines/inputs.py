@@ -9,11 +9,10 @@
              Pathfinder, Path-X: meta "image_shape") are pooled as their 2D image and
              flattened again
    Dense targets and ignore masks get the same crop/stride (pooling them is refused).
-2. The layout boundary, crossed HERE and nowhere else in the CLI: the iterator yields
-   channels-first NumPy arrays, (B, C, L) / (B, C, H, W), as PyTorch wants them; JAX/Flax
-   models take channels-last (B, L, C) / (B, H, W, C) and give dense outputs (B, *S, out),
-   which `output_channels_first` moves back to (B, out, *S) before any metric is computed.
-   Token ids (B, L) / (B, 2, L) and labels (B,) have no channel axis and cross unchanged.
+2. The layout: the iterator yields channels-first NumPy arrays, (B, C, L) / (B, C, H, W),
+   as PyTorch wants them; the JAX Backend (`implementations.jax.train`) moves them to
+   channels last for the Flax models and their dense outputs back to (B, out, *S) before any
+   metric is computed. Token ids (B, L) / (B, 2, L) and labels (B,) cross unchanged.
 """
 
 from __future__ import annotations
@@ -119,13 +118,3 @@ class Resizer:
             f = src[0] // dst[0]
             img = img.reshape(b, c, dst[0], f).mean(axis=3)  # (B, C, l)
         return np.ascontiguousarray(img.reshape(b, c, *self.target_shape).astype(x.dtype))
-
-
-def to_channels_last(a: np.ndarray) -> np.ndarray:
-    """(B, C, *S) -> (B, *S, C) for the JAX models (continuous inputs, dense targets)."""
-    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
-
-
-def output_channels_first(y: np.ndarray, dense: bool) -> np.ndarray:
-    """A JAX output (B, *S, out) -> (B, out, *S); global/retrieval logits (B, K) unchanged."""
-    return np.moveaxis(y, -1, 1) if dense else y

@@ -46,21 +46,15 @@ def versions() -> dict[str, str]:
 
 
 def torch_device() -> str:
-    import torch
+    from implementations.torch.train import device_name
 
-    if torch.cuda.is_available():
-        return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    return device_name()
 
 
 def jax_device() -> str:
-    import jax
+    from implementations.jax.train import device_name
 
-    d = jax.devices()[0]
-    kind = getattr(d, "device_kind", d.platform)
-    if d.platform == "cpu":
-        return f"jax-cpu:{platform.processor() or platform.machine()} ({kind})"
-    return f"jax-{d.platform}:{kind}"
+    return device_name()
 
 
 def provenance(**extra) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import platform
 from typing import Any
 
 import flax.serialization
@@ -47,12 +48,32 @@ from implementations.jax.model import (
     param_groups,
     realised_complexity,
 )
-from pipelines.inputs import output_channels_first, to_channels_last
-from pipelines.provenance import jax_device
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 LOSSES = ("cross_entropy", "mse", "relative_l2", "bce_ignore")
+
+
+def device_name() -> str:
+    """What result files record as the JAX device: platform and device kind (on a CPU, the
+    processor too)."""
+    d = jax.devices()[0]
+    kind = getattr(d, "device_kind", d.platform)
+    if d.platform == "cpu":
+        return f"jax-cpu:{platform.processor() or platform.machine()} ({kind})"
+    return f"jax-{d.platform}:{kind}"
+
+
+def to_channels_last(a: np.ndarray) -> np.ndarray:
+    """(B, C, *S) -> (B, *S, C): the data iterator yields channels first (PyTorch's layout),
+    the Flax models take channels last (continuous inputs, dense targets, ignore masks)."""
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def output_channels_first(y: np.ndarray, dense: bool) -> np.ndarray:
+    """A dense output (B, *S, out) -> (B, out, *S), so every metric sees one layout;
+    global/retrieval logits (B, K) are unchanged."""
+    return np.moveaxis(y, -1, 1) if dense else y
 
 
 def task_loss(name: str, output: jax.Array, target: jax.Array, ignore=None) -> jax.Array:
@@ -211,7 +232,7 @@ def to_numpy_metrics(metrics: dict[str, jax.Array]) -> dict[str, float]:
 class Backend:
     """A JAX DNArch as the training CLI drives it (`implementations.torch.train.Backend` has
     the same methods): NumPy batches in, channels first, as the iterator yields them (moved
-    to channels last here, `pipelines.inputs`); NumPy outputs (channels first again) and host
+    to channels last here, `to_channels_last`); NumPy outputs (channels first again) and host
     floats out. `steps` is (warm-up steps, total steps) of the schedule."""
 
     name = "jax"
@@ -315,7 +336,7 @@ class Backend:
         return None
 
     def device_name(self) -> str:
-        return jax_device()
+        return device_name()
 
     def _leaves(self, tree) -> list[tuple[str, Any]]:
         flat = jax.tree_util.tree_flatten_with_path(tree)[0]

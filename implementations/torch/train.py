@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import platform
 
 import numpy as np
 import torch
@@ -17,11 +18,18 @@ import torch.nn.functional as F
 from implementations.common.config import ModelConfig
 from implementations.common.schedule import lr_table
 from implementations.torch.model import DNArch, build_model
-from pipelines.provenance import torch_device
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 LOSSES = ("cross_entropy", "mse", "relative_l2", "bce_ignore")
+
+
+def device_name() -> str:
+    """What result files record as the PyTorch device: the GPU's name, or the CPU and the
+    thread count (CPU step times depend on both)."""
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
 
 
 def task_loss(name: str, output: torch.Tensor, target: torch.Tensor, ignore=None) -> torch.Tensor:
@@ -213,7 +221,7 @@ class Backend:
         return self.cfg.mode
 
     def device_name(self) -> str:
-        return torch_device()
+        return device_name()
 
     def inject_nan(self) -> str:
         """Test hook: poison one parameter of the head with NaN; returns its name."""
