@@ -64,6 +64,23 @@ def block_cost(res: Number, n_in: Number, n_mid: Number, n_out: Number, log2: Ca
     )
 
 
+def block_sizes(block: Any, width: int) -> tuple:
+    """(res, n_in, n_mid, n_out) of a residual block for `block_cost`: the masks' differentiable
+    sizes, floats where nothing is learned (every input sample; the base `width`). `block` is
+    either framework's block: `res_mask` and `in_mask`, `mid_mask`, `out_mask` (None where not
+    learned), each with its framework's `size`, and the block's `input_shape`."""
+    if block.res_mask is not None:
+        res = 1.0
+        for a, s in enumerate(block.input_shape):
+            res = res * block.res_mask.size(a, total=s)
+    else:
+        res = float(math.prod(block.input_shape))
+    if block.in_mask is not None:
+        return res, block.in_mask.size(), block.mid_mask.size(), block.out_mask.size()
+    n = float(width)
+    return res, n, n, n
+
+
 def encoder_cost(length: Number, n_features: int, n_enc: Number, tokens: bool) -> Number:
     del tokens  # the embedding is a lookup and costs nothing; kept for readability at call sites
     return pwlinear(length, n_features, n_enc) + 3 * pointwise(length, n_enc)

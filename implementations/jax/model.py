@@ -323,17 +323,8 @@ class ResidualBlock(nn.Module):
         return h @ p["kernel"][:w, :w] + p["bias"][:w]
 
     def complexity_terms(self):
-        """(res, n_in, n_mid, n_out) as differentiable sizes (floats where nothing is learned)."""
-        if self.res_mask is not None:
-            res = 1.0
-            for a, s in enumerate(self.input_shape):
-                res = res * self.res_mask.size(a, total=s)
-        else:
-            res = float(math.prod(self.input_shape))
-        if self.in_mask is not None:
-            return res, self.in_mask.size(), self.mid_mask.size(), self.out_mask.size()
-        n = float(self.cfg.width)
-        return res, n, n, n
+        """(res, n_in, n_mid, n_out) as differentiable sizes (`complexity.block_sizes`)."""
+        return cx.block_sizes(self, self.cfg.width)
 
 
 class DNArch(nn.Module):

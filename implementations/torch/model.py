@@ -367,17 +367,8 @@ class ResidualBlock(nn.Module):
         return torch.cat([x[:, :k_out] + h, x[:, k_out:]], dim=1)
 
     def complexity_terms(self, cfg: ModelConfig):
-        """(res, n_in, n_mid, n_out) as differentiable sizes (floats where nothing is learned)."""
-        if self.res_mask is not None:
-            res = 1.0
-            for a, s in enumerate(self.input_shape):
-                res = res * self.res_mask.size(a, total=s)
-        else:
-            res = float(math.prod(self.input_shape))
-        if self.in_mask is not None:
-            return res, self.in_mask.size(), self.mid_mask.size(), self.out_mask.size()
-        n = float(cfg.width)
-        return res, n, n, n
+        """(res, n_in, n_mid, n_out) as differentiable sizes (`complexity.block_sizes`)."""
+        return cx.block_sizes(self, cfg.width)
 
 
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16}
