@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -223,6 +224,59 @@ class ModelConfig:
         if "input_shape" in d:
             d["input_shape"] = tuple(d["input_shape"])
         return cls(**d)
+
+
+def check_input(
+    cfg: ModelConfig,
+    shape: tuple[int, ...],
+    dtype: Any,
+    *,
+    integer: bool,
+    floating: bool,
+    channels_last: bool,
+    id_range: Callable[[], tuple[int, int]] | None = None,
+) -> None:
+    """One clear error for an input the model cannot take, the same in both frameworks.
+
+    The caller reads its framework's tensor: `shape`, `dtype` (for the message), whether the
+    dtype is an `integer` or a `floating` one, its layout (`channels_last`: JAX) and, for token
+    ids, `id_range` giving (min, max) of the values (None where they are not known, as under a
+    JAX trace)."""
+    got = tuple(shape)
+    if cfg.tokens:
+        lead = "(B, 2, L)" if cfg.task == "retrieval" else "(B, L)"
+        want = (2, *cfg.input_shape) if cfg.task == "retrieval" else tuple(cfg.input_shape)
+        if not integer:
+            raise TypeError(
+                f"DNArch expects integer token ids {lead} with L={cfg.input_shape[0]}, "
+                f"got dtype {dtype}"
+            )
+        if len(got) != len(want) + 1 or got[1:] != want:
+            raise ValueError(
+                f"DNArch expects token ids of shape {lead} = (B, {', '.join(map(str, want))}), "
+                f"got {got}"
+            )
+        if id_range is not None:
+            lo, hi = id_range()
+            if lo < 0 or hi >= cfg.vocab_size:
+                raise ValueError(
+                    f"DNArch: token ids must lie in [0, {cfg.vocab_size - 1}] "
+                    f"(vocab_size={cfg.vocab_size}), got values in [{lo}, {hi}]"
+                )
+        return
+    spatial = "L" if cfg.data_dim == 1 else "H, W"
+    if channels_last:
+        want = (*cfg.input_shape, cfg.in_channels)
+        layout, what = f"(B, {spatial}, C)", "channels-last input"
+    else:
+        want = (cfg.in_channels, *cfg.input_shape)
+        layout, what = f"(B, C, {spatial})", "input of shape"
+    if not floating:
+        raise TypeError(f"DNArch expects a floating-point input {layout}, got dtype {dtype}")
+    if len(got) != len(want) + 1 or got[1:] != want:
+        raise ValueError(
+            f"DNArch expects {what} {layout} = (B, {', '.join(map(str, want))}), got {got}"
+        )
 
 
 TINY_SIZES = dict(width=4, max_width=8, blocks=2, max_blocks=4, kernel_hidden=8)

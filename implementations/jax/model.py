@@ -58,7 +58,7 @@ import numpy as np
 from implementations.common import complexity as cx
 from implementations.common import init
 from implementations.common import masks as ref
-from implementations.common.config import ModelConfig
+from implementations.common.config import ModelConfig, check_input
 from implementations.common.grids import (
     kernel_taps,
     padded_bins,
@@ -375,38 +375,20 @@ class DNArch(nn.Module):
 
     # ---- input checks (static: shapes and dtypes are known while tracing) -------------------
     def _check_input(self, x: jax.Array) -> None:
-        cfg = self.cfg
-        if cfg.tokens:
-            lead = "(B, 2, L)" if cfg.task == "retrieval" else "(B, L)"
-            want = (2, *cfg.input_shape) if cfg.task == "retrieval" else tuple(cfg.input_shape)
-            if not jnp.issubdtype(x.dtype, jnp.integer):
-                raise TypeError(
-                    f"DNArch expects integer token ids {lead} with L={cfg.input_shape[0]}, "
-                    f"got dtype {x.dtype}"
-                )
-            if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
-                raise ValueError(
-                    f"DNArch expects token ids of shape {lead} = (B, {', '.join(map(str, want))}), "
-                    f"got {tuple(x.shape)}"
-                )
-            if not isinstance(x, jax.core.Tracer):  # value check only when not traced
-                ids = np.asarray(x)  # numpy: jnp ops would be staged out inside a jit
-                lo, hi = int(ids.min()), int(ids.max())
-                if lo < 0 or hi >= cfg.vocab_size:
-                    raise ValueError(
-                        f"DNArch: token ids must lie in [0, {cfg.vocab_size - 1}] "
-                        f"(vocab_size={cfg.vocab_size}), got values in [{lo}, {hi}]"
-                    )
-            return
-        want = (*cfg.input_shape, cfg.in_channels)
-        layout = "(B, L, C)" if cfg.data_dim == 1 else "(B, H, W, C)"
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"DNArch expects a floating-point input {layout}, got dtype {x.dtype}")
-        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
-            raise ValueError(
-                f"DNArch expects channels-last input {layout} = "
-                f"(B, {', '.join(map(str, want))}), got {tuple(x.shape)}"
-            )
+        def id_range() -> tuple[int, int]:
+            ids = np.asarray(x)  # numpy: jnp ops would be staged out inside a jit
+            return int(ids.min()), int(ids.max())
+
+        check_input(
+            self.cfg,
+            tuple(x.shape),
+            x.dtype,
+            integer=bool(jnp.issubdtype(x.dtype, jnp.integer)),
+            floating=bool(jnp.issubdtype(x.dtype, jnp.floating)),
+            channels_last=True,
+            # values are checked only when not traced
+            id_range=None if isinstance(x, jax.core.Tracer) else id_range,
+        )
 
     # ---- forward -------------------------------------------------------------------------
     def kernel_rows(self) -> jax.Array:

@@ -62,7 +62,7 @@ from implementations.common import buckets as bk
 from implementations.common import complexity as cx
 from implementations.common import init
 from implementations.common import masks as ref
-from implementations.common.config import ModelConfig
+from implementations.common.config import ModelConfig, check_input
 from implementations.common.grids import (
     kernel_taps,
     padded_bins,
@@ -420,35 +420,16 @@ class DNArch(nn.Module):
         cfg = self.cfg
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"DNArch expects a torch.Tensor, got {type(x).__name__}")
-        if cfg.tokens:
-            lead = "(B, 2, L)" if cfg.task == "retrieval" else "(B, L)"
-            want = (2, *cfg.input_shape) if cfg.task == "retrieval" else tuple(cfg.input_shape)
-            if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
-                raise TypeError(
-                    f"DNArch expects integer token ids {lead} with L={cfg.input_shape[0]}, "
-                    f"got dtype {x.dtype}"
-                )
-            if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
-                raise ValueError(
-                    f"DNArch expects token ids of shape {lead} = (B, {', '.join(map(str, want))}), "
-                    f"got {tuple(x.shape)}"
-                )
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi >= cfg.vocab_size:
-                raise ValueError(
-                    f"DNArch: token ids must lie in [0, {cfg.vocab_size - 1}] "
-                    f"(vocab_size={cfg.vocab_size}), got values in [{lo}, {hi}]"
-                )
-            return
-        want = (cfg.in_channels, *cfg.input_shape)
-        layout = "(B, C, L)" if cfg.data_dim == 1 else "(B, C, H, W)"
-        if not x.dtype.is_floating_point:
-            raise TypeError(f"DNArch expects a floating-point input {layout}, got dtype {x.dtype}")
-        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
-            raise ValueError(
-                f"DNArch expects input of shape {layout} = (B, {', '.join(map(str, want))}), "
-                f"got {tuple(x.shape)}"
-            )
+        floating = x.dtype.is_floating_point
+        check_input(
+            cfg,
+            tuple(x.shape),
+            x.dtype,
+            integer=not (floating or x.dtype.is_complex or x.dtype == torch.bool),
+            floating=floating,
+            channels_last=False,
+            id_range=lambda: (int(x.min()), int(x.max())),
+        )
 
     # ---- forward -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
