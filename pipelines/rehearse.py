@@ -17,15 +17,20 @@ its masks at initialisation (`masks=initial`) and with every mask opened to its 
 `open_masks_torch`, `open_masks_jax`). Modes: torch-trim (the profile's torch_mode),
 torch-virtual (`--modes`) and jax.
 
-Memory. Every measurement runs in a fresh subprocess, so peaks never mix: on a CPU the peak
-host RSS of that process (wait4's ru_maxrss; it includes the ~0.5-1 GiB of the imported
-libraries), on a GPU the device peak (`torch.cuda.max_memory_allocated`, JAX's
-`memory_stats()['peak_bytes_in_use']`; host RSS recorded beside it). Each job is measured at
-two small batches (`--probes`, 1 and 2) first; the peak is taken as linear in the batch and
-predicted at the full batch, which then runs only if the prediction times (1 + `--margin`)
-fits `--mem-limit-gb` (default: 75 % of the host's memory on a CPU, 90 % of the GPU's). If it
-does not fit, or the full batch fails, the row carries the linear prediction (memory and step
-time) with `memory_source` "extrapolated from b=1,2" and says why in `note`. A job that fails
+Memory. Every measurement runs in a fresh subprocess, so peaks never mix. On a GPU `peak_gb`
+is the device peak (`torch.cuda.max_memory_allocated`, JAX's
+`memory_stats()['peak_bytes_in_use']`). On a CPU it is the peak host RSS while the steps run
+(VmHWM, reset once the model, optimiser, batch and JAX's compiled programs exist: everything
+resident then counts, the transient memory of XLA's compiler does not; it includes the ~0.5-1
+GiB of the imported libraries). `host_peak_gb` is the peak RSS of the whole process (wait4's
+ru_maxrss): what this machine needs to run the job. Each job is measured at two smaller
+batches first (`--probes`; default 1/8 and 1/4 of the full batch, at least 1 and 2: large
+enough that activations, not libraries and compiler, set the slope); peaks are taken as linear
+in the batch and predicted at the full batch, which then runs only if the predicted
+`host_peak_gb` (device peak on a GPU) times (1 + `--margin`) fits `--mem-limit-gb` (default:
+75 % of the host's memory on a CPU, 90 % of the GPU's). If it does not fit, or the full batch
+fails, the row carries the linear predictions (memory and step times) with `memory_source`
+"extrapolated from b=B1,B2" and says why in `note`. A job that fails
 even at the first probe gets `status` failed and the error; no job is skipped silently. A
 watchdog kills a child whose host RSS passes `--kill-gb` (the other users of a shared machine
 keep theirs); such a child counts as failed at that batch.
@@ -62,7 +67,6 @@ from pipelines.settings import load_profile
 VARIANTS = ("ccnn", "k", "kr", "krwd")
 MODES = ("torch-trim", "torch-virtual", "jax")
 MASKS = ("initial", "opened")
-PROBES = (1, 2)
 GIB = 2**30
 # GPU sizes of the fit columns; a job "fits" with this fraction of the card to spare for the
 # CUDA context, the allocators' fragmentation and the data loader's pinned batches
@@ -82,11 +86,12 @@ COLUMNS = [
     "memory_source",  # measured | extrapolated from b=1,2
     "predicted_gb",  # the linear prediction from the probes (a check when measured)
     "probe_gb",  # peaks at the probe batches, "b=1:x;b=2:y"
-    "host_peak_gb",  # peak host RSS of the full-batch process (probe b=2 if extrapolated)
+    "host_peak_gb",  # peak host RSS of the whole process (extrapolated with peak_gb)
     "arch",  # blocks x widest block the trimmed network keeps (architecture())
     "step_s",  # last training step, seconds (extrapolated with the memory if so)
-    "first_step_s",  # first training step (JAX: with its compilation)
-    "eval_s",  # second evaluation step
+    "first_step_s",  # first training step
+    "compile_s",  # JAX: compiling the training and evaluation steps (ahead of running them)
+    "eval_s",  # the evaluation step
     "mem_limit_gb",
     "wall_s",  # the job's wall time, probes included
     "note",
@@ -174,6 +179,27 @@ def arch_summary(rows: list[dict]) -> str:
 
 
 # ---- one measurement (runs inside the child process) --------------------------------------
+def reset_host_peak() -> None:
+    """Restart this process's peak RSS (VmHWM) at its current RSS (Linux clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def host_peak_now() -> float | None:
+    """This process's peak RSS since start or the last `reset_host_peak`, GiB (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / GIB
+    except OSError:
+        pass
+    return None
+
+
 def torch_job(case, job: Job, batch: int, steps: int, device: str) -> dict:
     import torch
 
@@ -195,6 +221,7 @@ def torch_job(case, job: Job, batch: int, steps: int, device: str) -> dict:
     if cuda:
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
+    reset_host_peak()
     times = []
     for _ in range(steps):
         if opened:  # an AdamW step moves the masks off their upper clamp: reopen them
@@ -216,8 +243,8 @@ def torch_job(case, job: Job, batch: int, steps: int, device: str) -> dict:
     peak = torch.cuda.max_memory_allocated(dev) if cuda else None
     name = torch.cuda.get_device_name(dev) if cuda else f"cpu x{torch.get_num_threads()}"
     return dict(
-        first_step_s=times[0], step_s=times[-1], eval_s=eval_s, device_peak=peak,
-        device=f"torch {name}", arch=arch,
+        first_step_s=times[0], step_s=times[-1], eval_s=eval_s, compile_s=None,
+        device_peak=peak, run_peak_gb=host_peak_now(), device=f"torch {name}", arch=arch,
     )  # fmt: skip
 
 
@@ -245,26 +272,31 @@ def jax_job(case, job: Job, batch: int, steps: int, device: str) -> dict:
     if cfg.task == "dense":
         t = np.moveaxis(t, 1, -1)
     x, t = jnp.asarray(x), jnp.asarray(t)
+    predict = jax.jit(lambda p, b, x: model.apply({"params": p, "buffers": b}, x, train=False))
+    t0 = time.perf_counter()  # both programs compiled ahead: no compilation in the timings
+    step = jit_step.lower(state, x, t).compile()
+    evaluate = predict.lower(state.params, state.buffers, x).compile()
+    compile_s = time.perf_counter() - t0
+    reset_host_peak()
     times = []
     for _ in range(steps):
         if opened:  # an AdamW step moves the masks off their upper clamp: reopen them
             state = state.replace(params=open_masks_jax(model, state.params))
         t0 = time.perf_counter()
-        state, metrics = jit_step(state, x, t)
+        state, metrics = step(state, x, t)
         jax.block_until_ready((state, metrics))
         times.append(time.perf_counter() - t0)
-    predict = jax.jit(lambda p, b, x: model.apply({"params": p, "buffers": b}, x, train=False))
-    for _ in range(2):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(predict(state.params, state.buffers, x))
-        eval_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(evaluate(state.params, state.buffers, x))
+    eval_s = time.perf_counter() - t0
     if not bool(jnp.isfinite(out).all()):
         raise FloatingPointError("the evaluation output is not finite")
     dev = jax.devices()[0]
     stats = dev.memory_stats() if dev.platform != "cpu" else None
     peak = stats.get("peak_bytes_in_use") if stats else None
     return dict(
-        first_step_s=times[0], step_s=times[-1], eval_s=eval_s, device_peak=peak,
+        first_step_s=times[0], step_s=times[-1], eval_s=eval_s, compile_s=compile_s,
+        device_peak=peak, run_peak_gb=host_peak_now(),
         device=f"jax {dev.platform}:{getattr(dev, 'device_kind', '')}", arch=arch,
     )  # fmt: skip
 
@@ -365,10 +397,25 @@ def measure(job: Job, batch: int, opts: Options) -> dict:
 
 
 def peak_of(result: dict) -> tuple[float, str]:
-    """(peak GiB, memory kind) of a measurement: the device peak where there is one."""
+    """(peak GiB, memory kind) of a measurement: the device peak where there is one, else the
+    host peak while the steps ran (the whole process's where that is unknown)."""
     if result.get("device_peak") is not None:
         return result["device_peak"] / GIB, "device"
-    return result["host_peak_gb"], "host"
+    run = result.get("run_peak_gb")
+    return (result["host_peak_gb"] if run is None else run), "host"
+
+
+def need_of(result: dict) -> float:
+    """GiB a measurement needed of the memory `--mem-limit-gb` bounds: the device peak on a
+    GPU, the whole process's peak RSS on a CPU."""
+    peak, kind = peak_of(result)
+    return peak if kind == "device" else result["host_peak_gb"]
+
+
+def probe_batches(full: int) -> tuple[int, int]:
+    """The default probes: 1/8 and 1/4 of the full batch, at least 1 and 2."""
+    b1 = max(1, full // 8)
+    return b1, max(b1 + 1, full // 4)
 
 
 def linear(b: int, b1: int, y1: float, b2: int, y2: float) -> float:
@@ -391,28 +438,42 @@ def rehearse(
         "batch": full,
         "mem_limit_gb": f"{mem_limit_gb:.2f}",
     }
-    # a full batch no larger than the probes is measured directly
-    small = sorted(probes) if full > max(probes) else []
+    probes = sorted(probes or probe_batches(full))
+    small = probes if full > probes[-1] else []  # else measured directly
     points = []  # (batch, measurement)
-    for b in small:
-        r = measure(job, b, opts)
-        if r["status"] != "ok":
-            row.update(status="failed", error=f"b={b}: {r['error']}")
-            if points:  # what the first probe gave
-                row.update(_fill(points[-1][1]), note=f"measured at b={points[-1][0]} only")
-            return row
-        points.append((b, r))
+    errors = []
+    while small:
+        points = []
+        for b in small:
+            r = measure(job, b, opts)
+            if r["status"] != "ok":
+                errors.append(f"b={b}: {r['error']}")
+                break
+            points.append((b, r))
+        if len(points) == 2 or small == [1, 2]:
+            break
+        small = [max(1, small[0] // 2), max(2, small[1] // 2)]  # a probe failed: halve them
+    if small and len(points) < 2:
+        row.update(status="failed", error="; ".join(errors))
+        if points:  # what the first probe gave
+            row.update(_fill(points[-1][1]), note=f"measured at b={points[-1][0]} only")
+        return row
+    if errors:
+        row["note"] = "smaller probes after " + "; ".join(errors)
     row["probe_gb"] = ";".join(f"b={b}:{peak_of(r)[0]:.3f}" for b, r in points)
     pred = None
     if len(points) == 2:
         (b1, r1), (b2, r2) = points
         pred = linear(full, b1, peak_of(r1)[0], b2, peak_of(r2)[0])
         row["predicted_gb"] = f"{pred:.3f}"
-    if pred is not None and pred * (1.0 + margin) > mem_limit_gb:
+        need = linear(full, b1, need_of(r1), b2, need_of(r2))
+    if pred is not None and need * (1.0 + margin) > mem_limit_gb:
+        what = "device peak" if peak_of(r2)[1] == "device" else "process peak RSS"
         note = (
-            f"full batch not run: predicted {pred:.2f} GiB x {1 + margin:.2f} > limit "
-            f"{mem_limit_gb:.2f} GiB"
+            f"full batch not run: predicted {what} {need:.2f} GiB x {1 + margin:.2f} > "
+            f"limit {mem_limit_gb:.2f} GiB"
         )
+        note = "; ".join(x for x in (row.get("note"), note) if x)
         return {**row, **_extrapolated(points, full), "status": "ok", "note": note}
     r = measure(job, full, opts)
     if r["status"] != "ok":
@@ -422,7 +483,7 @@ def rehearse(
             **row,
             **_extrapolated(points, full),
             "status": "full-batch-failed",
-            "note": "the full batch failed; values extrapolated",
+            "note": "; ".join(x for x in (row.get("note"), "full batch failed: extrapolated") if x),
             "error": f"b={full}: {r['error']}",
         }
     return {**row, **_fill(r), "status": "ok", "memory_source": "measured"}
@@ -438,6 +499,7 @@ def _fill(r: dict) -> dict:
         "arch": r.get("arch", ""),
         "step_s": f"{r['step_s']:.4g}",
         "first_step_s": f"{r['first_step_s']:.4g}",
+        "compile_s": "" if r.get("compile_s") is None else f"{r['compile_s']:.4g}",
         "eval_s": f"{r['eval_s']:.4g}",
     }
 
@@ -448,7 +510,8 @@ def _extrapolated(points, full: int) -> dict:
     out = _fill(r2)
     at = lambda y1, y2: linear(full, b1, y1, b2, y2)
     out["peak_gb"] = f"{at(peak_of(r1)[0], peak_of(r2)[0]):.3f}"
-    for key in ("step_s", "eval_s"):
+    out["host_peak_gb"] = f"{at(r1['host_peak_gb'], r2['host_peak_gb']):.3f}"
+    for key in ("step_s", "first_step_s", "eval_s"):
         out[key] = f"{at(r1[key], r2[key]):.4g}"
     out["memory_source"] = f"extrapolated from b={b1},{b2}"
     return out
@@ -476,8 +539,9 @@ def markdown_table(rows: list[dict]) -> str:
     lines = []
     if host:
         lines += [
-            "Host rows: peak RSS of the process on a CPU run, used as a proxy for GPU memory "
-            "(it includes ~0.5-1 GiB of imported libraries; a GPU run's allocations differ).",
+            "Host rows: peak RSS of a CPU process while its training and evaluation steps run, "
+            "used as a proxy for GPU memory (it includes ~0.5-1 GiB of imported libraries; a "
+            "GPU run's allocations differ).",
             "",
         ]
     lines += [
@@ -530,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--masks", nargs="+", default=list(MASKS), choices=MASKS, help="krwd's masks")
     p.add_argument("--modes", nargs="+", default=None, choices=MODES, help="default: profile's")
     p.add_argument("--steps", type=int, default=2, help="training steps per measurement")
-    p.add_argument("--probes", nargs=2, type=int, default=list(PROBES), help="small batches")
+    p.add_argument(
+        "--probes", nargs=2, type=int, default=None, help="small batches (default 1/8, 1/4)"
+    )
     p.add_argument("--batch", type=int, default=None, help="instead of Table 6's batch size")
     p.add_argument(
         "--mem-limit-gb",
@@ -557,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.table is not None:
         print(markdown_table(read_rows(args.table)))
         return 0
-    if args.steps < 1 or min(args.probes) < 1 or args.probes[0] == args.probes[1]:
+    bad_probes = args.probes is not None and (min(args.probes) < 1 or len(set(args.probes)) < 2)
+    if args.steps < 1 or bad_probes:
         p.error("--steps >= 1 and two distinct --probes >= 1 are needed")
 
     import torch
@@ -589,8 +656,9 @@ def main(argv: list[str] | None = None) -> int:
         cpu_count=os.cpu_count(),
         host_memory_gib=round(total, 2),
         profile="paper" + (" (tiny: shapes, widths and batch shrunk)" if args.tiny else ""),
-        note="peak_gb: GPU peak allocated on a GPU, else peak host RSS of a fresh process; "
-        "extrapolated rows: linear in the batch through the two probes",
+        note="peak_gb: GPU peak allocated on a GPU, else the peak host RSS of a fresh process "
+        "while its steps run; host_peak_gb: the whole process's; extrapolated rows: linear in "
+        "the batch through the two probes",
     )
     rows: list[dict] = []
     if args.resume and args.out.exists():

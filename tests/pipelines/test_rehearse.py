@@ -40,6 +40,7 @@ def test_tiny_grid_one_row_per_job_with_provenance(tmp_path):
         for key in ("peak_gb", "host_peak_gb", "step_s", "first_step_s", "eval_s"):
             assert math.isfinite(float(r[key])) and float(r[key]) > 0, (key, r)
         assert r["arch"] == ("4x8" if r["masks"] == "opened" else "2x4"), r
+        assert (r["compile_s"] != "") == (r["mode"] == "jax"), r  # compiled ahead, JAX only
     assert {r["input_shape"] for r in rows} == {"33", "9x7"}
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["git_sha"] and meta["versions"]["torch"] and meta["options"]["tiny"]
@@ -97,7 +98,7 @@ def test_full_batch_predicted_not_to_fit_is_extrapolated(tmp_path, monkeypatch):
     assert r["status"] == "ok" and r["memory_source"] == "extrapolated from b=1,2"
     assert float(r["peak_gb"]) == pytest.approx(4.0) and r["predicted_gb"] == "4.000"
     assert float(r["step_s"]) == pytest.approx(0.6) and "not run" in r["note"]
-    assert r["probe_gb"] == "b=1:1.500;b=2:2.000"
+    assert r["probe_gb"] == "b=1:1.500;b=2:2.000" and r["host_peak_gb"] == "4.000"
     assert "host RSS, extrapolated from b=1,2" in rh.markdown_table([r])
 
     # enough room: the full batch runs and is measured
@@ -114,6 +115,16 @@ def test_full_batch_predicted_not_to_fit_is_extrapolated(tmp_path, monkeypatch):
     (r,) = read(out)
     assert r["status"] == "full-batch-failed" and r["memory_source"].startswith("extrapolated")
     assert "MemoryError" in r["error"] and float(r["peak_gb"]) == pytest.approx(4.0)
+
+    # a probe that fails is retried at half the probe batches (Table 6's 50: 6, 12 -> 3, 6)
+    calls.clear()
+    monkeypatch.setattr(rh, "measure", fake_measure(calls, fail=(12,)))
+    argv[argv.index("6")] = "50"
+    assert rh.main([*argv, "--mem-limit-gb", "5"]) == 0
+    assert calls == [6, 12, 3, 6]
+    (r,) = read(out)
+    assert r["memory_source"] == "extrapolated from b=3,6" and "b=12: MemoryError" in r["note"]
+    assert float(r["peak_gb"]) == pytest.approx(26.0)
 
 
 def test_job_failing_at_batch_one_is_reported_not_skipped(tmp_path, monkeypatch):
@@ -140,11 +151,15 @@ def test_job_failing_at_batch_one_is_reported_not_skipped(tmp_path, monkeypatch)
     assert "failed: b=1: MemoryError" in rh.markdown_table(rows)
 
 
+def test_default_probes_are_fractions_of_the_full_batch():
+    assert [rh.probe_batches(b) for b in (50, 32, 8, 2)] == [(6, 12), (4, 8), (1, 2), (1, 2)]
+
+
 def test_subprocess_measurement_and_its_watchdog():
     job = rh.Job("listops", "ccnn", "initial", "torch-trim")
     r = rh.measure(job, 2, rh.Options(steps=1, tiny=True))
     assert r["status"] == "ok" and r["device_peak"] is None and r["arch"] == "2x4"
-    assert 0.05 < r["host_peak_gb"] < 8 and r["step_s"] > 0
+    assert 0.05 < r["run_peak_gb"] <= r["host_peak_gb"] < 8 and r["step_s"] > 0
     # a child above the kill limit is stopped and reported, not lost
     r = rh.measure(job, 2, rh.Options(steps=1, tiny=True, kill_gb=0.01))
     assert r["status"] == "error" and "kill limit" in r["error"]
