@@ -1,8 +1,9 @@
 """The claims study: does this suite reproduce what the paper claims, at a scale a 2-core CPU
 runs? Reads result.json / metrics.csv files (never a model) of the claims profile and writes
 claims.csv (one row per claim and dataset, plus an `overall` row per claim) and report.{md,html}
-with the claims table, learning curves, Fig. 10-style complexity curves and the found
-architectures.
+with the claims table, learning curves, Fig. 10-style complexity curves, the kernel sizes per
+block and epoch (kernel_growth.png) and the found architectures. The step ladder (the claims at
+several training lengths) is reports.ladder.
 
     python -m reports.claims --profile claims --claims C1 C2 C3 C4 C5 C6 \
         --out-dir claims RESULT.json...
@@ -23,6 +24,7 @@ import base64
 import functools
 import json
 import math
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -684,6 +686,129 @@ def figure(results, key_fn, variants, ylabel, title, out: Path, hline=None) -> N
     plt.close(fig)
 
 
+# ---- kernel growth ---------------------------------------------------------------------------
+KERNEL_SIZE = re.compile(r"^size\.blocks\.(\d+)\.kernel\.(\d+)$")
+
+
+def full_grid_taps(size: float, n: int) -> int:
+    """Taps a centred Gaussian kernel mask keeps on the n-tap full-resolution grid (n odd,
+    coordinates -1 + 2 i / (n - 1)) given its size as metrics.csv records it (Eq. 9: n x_T,
+    x_T the cutoff, straight-through clipped at n): the taps with abs(x) <= x_T. The small
+    margin keeps a cutoff that lands on a tap, as the sigma floor's does, from losing it to
+    rounding."""
+    if n <= 1:
+        return 1
+    x_t = min(float(size) / n, 1.0)
+    return 2 * math.floor(x_t * (n - 1) / 2 + 1e-9) + 1
+
+
+def kernel_growth(results: list[dict]) -> pd.DataFrame:
+    """Every learned kernel mask per epoch, averaged over seeds: one row per (dataset, variant,
+    framework, block, axis, epoch) with `size` (Eq. 9, in taps of the full-resolution grid, as
+    metrics.csv records it), `taps` (full_grid_taps of each seed's size, then the mean), `full`
+    (the taps of a global kernel on that axis: what ccnn uses), `seeds` and `kept` (the share of
+    seeds whose final network still runs the block: krwd's depth mask drops blocks whose masks
+    keep their initial size). A block at a reduced resolution (kr, krwd) runs its kernel on its
+    own, coarser grid with proportionally fewer taps; the full-grid taps compare blocks and
+    variants on one scale. Runs without learned kernel sizes (ccnn) give no rows."""
+    from implementations.common.grids import kernel_taps
+
+    rows = []
+    for r in results:
+        m = r["_metrics"]
+        cols = [(c, KERNEL_SIZE.match(c)) for c in m.columns]
+        cols = [(c, int(k[1]), int(k[2])) for c, k in cols if k]
+        if not cols:
+            continue
+        shape = (r.get("config") or {}).get("model", {}).get("input_shape")
+        if not shape:
+            raise ClaimsError(f"{r['_path']}: metrics.csv has kernel sizes but result.json no "
+                              "config.model.input_shape to count their taps on")  # fmt: skip
+        arch = r.get("architecture_final") or r.get("architecture") or []
+        kept = {int(b["block"]) for b in arch}
+        epochs = m["epoch"].to_numpy() if "epoch" in m else np.arange(1, len(m) + 1)
+        for col, block, axis in cols:
+            n = kernel_taps(int(shape[axis]))
+            for e, size in zip(epochs, m[col].to_numpy(np.float64)):
+                rows.append(
+                    {
+                        "dataset": r["dataset"], "variant": r["variant"],
+                        "framework": r["framework"], "block": block, "axis": axis,
+                        "epoch": int(e), "size": float(size), "taps": full_grid_taps(size, n),
+                        "full": n, "kept": float(block in kept), "seed": r["seed"],
+                    }
+                )  # fmt: skip
+    keys = ["dataset", "variant", "framework", "block", "axis", "epoch"]
+    if not rows:
+        return pd.DataFrame(columns=[*keys, "size", "taps", "full", "kept", "seeds"])
+    df = pd.DataFrame(rows)
+    out = df.groupby(keys, as_index=False).agg(
+        size=("size", "mean"),
+        taps=("taps", "mean"),
+        full=("full", "first"),
+        kept=("kept", "mean"),
+        seeds=("seed", "nunique"),
+    )
+    return out.sort_values(keys, key=_variant_order).reset_index(drop=True)
+
+
+def _variant_order(col: pd.Series) -> pd.Series:
+    return col.map(VARIANTS.index) if col.name == "variant" else col
+
+
+def growth_figure(growth: pd.DataFrame, out: Path) -> None:
+    """Kernel taps per block and epoch (full-resolution grid, mean over seeds): one panel per
+    dataset (rows) and learned-size variant (columns), one colour per block, solid / dashed
+    for the first / second axis; the dotted line is the global kernel ccnn uses. PyTorch trim's
+    runs where the study has them (each framework's in the frame)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    g = growth[growth["kept"] > 0] if len(growth) else growth
+    datasets = sorted(set(g["dataset"]))
+    variants = [v for v in VARIANTS if v in set(g["variant"])]
+    nr, nc = max(len(datasets), 1), max(len(variants), 1)
+    fig, axes = plt.subplots(nr, nc, figsize=(3.6 * nc, 2.8 * nr), squeeze=False)
+    if g.empty:
+        axes[0, 0].text(0.5, 0.5, "no learned kernel sizes in these runs", ha="center",
+                        va="center", transform=axes[0, 0].transAxes)  # fmt: skip
+        axes[0, 0].set_axis_off()
+    colours = plt.get_cmap("tab10")
+    for i, d in enumerate(datasets):
+        for j, v in enumerate(variants):
+            ax = axes[i, j]
+            sub = g[(g["dataset"] == d) & (g["variant"] == v)]
+            fws = [f for f in FRAMEWORKS if f in set(sub["framework"])]
+            if not fws:
+                ax.set_axis_off()
+                continue
+            sub = sub[sub["framework"] == fws[0]]
+            for (block, axis), line in sub.groupby(["block", "axis"]):
+                ax.plot(line["epoch"], line["taps"], "-" if axis == 0 else "--",
+                        color=colours(block % 10), lw=1.1,
+                        label=f"block {block}" if axis == 0 else None)  # fmt: skip
+            ax.axhline(sub["full"].max(), color="black", lw=0.6, ls=":")
+            seeds = int(sub["seeds"].max())
+            ax.set_title(f"{d}, {v} ({fws[0]}, {seeds} seed{'s' * (seeds != 1)})", fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("kernel taps (full grid)")
+            ax.set_ylim(0, sub["full"].max() * 1.05)
+            ax.legend(fontsize=6)
+    fig.suptitle(
+        "Kernel size per block and epoch (taps on the full-resolution grid, mean over seeds; "
+        "solid axis 0, dashed axis 1; dotted: the global kernel)",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
 # ---- report ---------------------------------------------------------------------------------
 def architectures_md(results: list[dict]) -> str:
     """Table 4/5 style: per dataset, krwd's blocks (seed 0 per framework)."""
@@ -771,6 +896,8 @@ def report(df: pd.DataFrame, results: list[dict], out_dir: Path, profile: str, t
         cost_png,
         hline=(0.95, 1.0, 1.05),
     )
+    growth_png = out_dir / "kernel_growth.png"
+    growth_figure(kernel_growth(results), growth_png)
     data = sorted({f"{r['dataset']}: {r['data'].get('kind')} ({r['data'].get('distribution')})"
                    f", train {r['data']['splits'].get('train')}" for r in results})  # fmt: skip
     shapes = sorted(
@@ -819,6 +946,15 @@ def report(df: pd.DataFrame, results: list[dict], out_dir: Path, profile: str, t
         "",
         f"![complexity](figures/{cost_png.name})",
         "",
+        "## Kernel size during training",
+        "",
+        "Taps per block and axis on the full-resolution grid (the Gaussian mask's size as "
+        "metrics.csv records it; a block at a reduced resolution runs proportionally fewer "
+        "taps), mean over seeds, for the variants that learn it; blocks krwd drops are left "
+        "out. Whether and when the masks grow towards the global kernel ccnn uses.",
+        "",
+        f"![kernel growth]({growth_png.name})",
+        "",
         "## Found architectures (Tables 4/5 style)",
         "",
         architectures_md(results),
@@ -837,7 +973,8 @@ def report(df: pd.DataFrame, results: list[dict], out_dir: Path, profile: str, t
             ]
     write_atomic(out_dir / "report.md", "\n".join(md))
 
-    html = _html(md, {curves_png.name: curves_png, cost_png.name: cost_png}, profile)
+    images = {p.name: p for p in (curves_png, cost_png, growth_png)}
+    html = _html(md, images, profile)
     write_atomic(out_dir / "report.html", html)
 
 
