@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo report test test-slow lint format bench lock clean-venv
+.PHONY: run demo report test test-slow test-cluster lint format bench lock clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+## test-cluster: the smoke workflow through a real single-node SLURM started here (root; apt installs
+## slurm-wlm, munge, slurmdbd, mariadb-server when missing; 4-8 minutes; docs/cluster.md)
+test-cluster: $(STAMP)
+	@$(BIN)/python -c "import snakemake_executor_plugin_slurm" 2>/dev/null || \
+		$(BIN)/python -m pip install -q -c requirements.lock snakemake-executor-plugin-slurm \
+		snakemake-executor-plugin-slurm-jobstep
+	$(BIN)/python tests/cluster/harness.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
