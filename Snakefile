@@ -24,6 +24,7 @@ include: "pipelines/rules/common.smk"
 include: "pipelines/rules/data.smk"
 include: "pipelines/rules/train.smk"
 include: "pipelines/rules/reports.smk"
+include: "pipelines/rules/ladder.smk"
 include: "pipelines/rules/cluster.smk"
 include: "containers/containers.smk"
 
