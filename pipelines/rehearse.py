@@ -505,14 +505,18 @@ def _fill(r: dict) -> dict:
 
 
 def _extrapolated(points, full: int) -> dict:
-    """The columns of the full batch as lines through the two probes."""
+    """The columns of the full batch as lines through the two probes, never below the larger
+    probe's value (on a busy machine two small-batch timings can fall the wrong way round, and
+    a line through them would predict less for more samples). The first step, dominated by
+    one-off costs that do not scale with the batch, is left blank."""
     (b1, r1), (b2, r2) = points
     out = _fill(r2)
-    at = lambda y1, y2: linear(full, b1, y1, b2, y2)
+    at = lambda y1, y2: max(linear(full, b1, y1, b2, y2), y2)
     out["peak_gb"] = f"{at(peak_of(r1)[0], peak_of(r2)[0]):.3f}"
     out["host_peak_gb"] = f"{at(r1['host_peak_gb'], r2['host_peak_gb']):.3f}"
-    for key in ("step_s", "first_step_s", "eval_s"):
+    for key in ("step_s", "eval_s"):
         out[key] = f"{at(r1[key], r2[key]):.4g}"
+    out["first_step_s"] = ""
     out["memory_source"] = f"extrapolated from b={b1},{b2}"
     return out
 
@@ -574,6 +578,21 @@ def read_rows(path: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Rows in the grid's order (datasets of the registry, variants, masks, modes): a CSV
+    written by several `--resume` invocations holds them in the order they ran."""
+    order = lambda seq, x: seq.index(x) if x in seq else len(seq)
+    return sorted(
+        rows,
+        key=lambda r: (
+            order(list(DATASETS), r["dataset"]),
+            order(VARIANTS, r["variant"]),
+            order(MASKS, r.get("masks", "")),
+            order(MODES, r["mode"]),
+        ),
+    )
+
+
 # ---- command line ------------------------------------------------------------------------------
 def _progress(total: int):
     try:
@@ -621,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", type=Path, default=None, help="print CSV's memory table and exit")
     args = p.parse_args(argv)
     if args.table is not None:
-        print(markdown_table(read_rows(args.table)))
+        print(markdown_table(sort_rows(read_rows(args.table))))
         return 0
     bad_probes = args.probes is not None and (min(args.probes) < 1 or len(set(args.probes)) < 2)
     if args.steps < 1 or bad_probes:

@@ -57,6 +57,12 @@ def test_tiny_grid_one_row_per_job_with_provenance(tmp_path):
     ]
     assert len(json.loads(out.with_suffix(".json").read_text())["earlier_runs"]) == 1
 
+    assert [(r["dataset"], r["variant"]) for r in rh.sort_rows(rows2)][:4] == [
+        ("listops", "ccnn"),
+        ("listops", "ccnn"),
+        ("listops", "k"),
+        ("listops", "krwd"),
+    ]
     table = rh.markdown_table(rows2)
     assert "proxy for GPU memory" in table
     body = [ln for ln in table.splitlines() if ln.startswith("| ") and "dataset" not in ln]
@@ -98,6 +104,7 @@ def test_full_batch_predicted_not_to_fit_is_extrapolated(tmp_path, monkeypatch):
     assert r["status"] == "ok" and r["memory_source"] == "extrapolated from b=1,2"
     assert float(r["peak_gb"]) == pytest.approx(4.0) and r["predicted_gb"] == "4.000"
     assert float(r["step_s"]) == pytest.approx(0.6) and "not run" in r["note"]
+    assert r["first_step_s"] == ""  # one-off costs: not extrapolated
     assert r["probe_gb"] == "b=1:1.500;b=2:2.000" and r["host_peak_gb"] == "4.000"
     assert "host RSS, extrapolated from b=1,2" in rh.markdown_table([r])
 
@@ -125,6 +132,15 @@ def test_full_batch_predicted_not_to_fit_is_extrapolated(tmp_path, monkeypatch):
     (r,) = read(out)
     assert r["memory_source"] == "extrapolated from b=3,6" and "b=12: MemoryError" in r["note"]
     assert float(r["peak_gb"]) == pytest.approx(26.0)
+
+
+def test_extrapolation_never_predicts_less_than_the_larger_probe():
+    fast = {"step_s": 2.0, "eval_s": 1.0, "first_step_s": 9.0, "host_peak_gb": 3.0}
+    slow = {"step_s": 1.5, "eval_s": 1.2, "first_step_s": 1.0, "host_peak_gb": 2.9}
+    common = {"status": "ok", "device_peak": None, "device": "fake", "arch": "2x4"}
+    out = rh._extrapolated([(1, {**common, **fast}), (2, {**common, **slow})], 8)
+    assert out["step_s"] == "1.5" and out["peak_gb"] == "2.900"  # the falling line: held
+    assert float(out["eval_s"]) == pytest.approx(2.4) and out["first_step_s"] == ""
 
 
 def test_job_failing_at_batch_one_is_reported_not_skipped(tmp_path, monkeypatch):
