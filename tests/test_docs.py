@@ -15,7 +15,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SOURCE_DIRS = ("implementations", "pipelines", "data_prep", "reports", "containers", "tests", "docs")
+SOURCE_DIRS = (
+    "implementations",
+    "pipelines",
+    "data_prep",
+    "reports",
+    "containers",
+    "tests",
+    "docs",
+)
 # what the workflow writes under a source folder: outputs, not references
 OUTPUTS = re.compile(r"^reports/(table\d|fig10|parity\.csv|summary|report\.html)")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s#]+)(?:#[^)]*)?\)")
