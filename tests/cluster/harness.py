@@ -59,7 +59,21 @@ VENV_BIN = Path(sys.executable).parent
 PROFILE = ROOT / "pipelines" / "profiles" / "slurm" / "config.yaml"
 OVERLAY = ROOT / "pipelines" / "profiles" / "slurm-local" / "overlay.yaml"
 PACKAGES = ("slurm-wlm", "munge", "slurmdbd", "mariadb-server")
-DAEMONS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd")
+# what the harness runs from those packages
+PROGRAMS = (
+    "munged",
+    "mariadbd",
+    "mariadb-install-db",
+    "mariadb",
+    "slurmdbd",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "sacct",
+    "sacctmgr",
+    "scontrol",
+    "srun",
+)
 ACCOUNT = "dnarch"
 NODE_CPUS = 2
 NODE_MEM_MB = 4000  # bookkeeping for SLURM: the overlay's requests fit two jobs at a time
@@ -122,8 +136,10 @@ def free_ports(n: int) -> list[int]:
 
 
 def ensure_packages() -> None:
-    if all(shutil.which(d) or Path("/usr/sbin", d).exists() for d in DAEMONS):
+    if all(shutil.which(p) or Path("/usr/sbin", p).exists() for p in PROGRAMS):
         return
+    if not shutil.which("apt-get"):
+        raise Failed(f"no apt-get here: install {' '.join(PACKAGES)} (or their equivalents)")
     say(f"installing {' '.join(PACKAGES)} (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "-q", *PACKAGES]
@@ -782,7 +798,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGHUP, terminate)
-    ensure_packages()
+    try:
+        ensure_packages()
+    except (Failed, subprocess.CalledProcessError) as e:
+        print(f"tests/cluster/harness.py: {e}", file=sys.stderr)
+        return 2
     tmp = Path(tempfile.mkdtemp(prefix="dnarch-slurm-"))
     cluster = Cluster(tmp / "cluster")
     failures: list[str] = []
