@@ -132,6 +132,8 @@ def model_config(
         tau_channel=float(hp["tau_channel"]),
         tau_depth=float(hp["tau_depth"]),
         mode=torch_mode_of(framework, settings),
+        kernel_scale=m["kernel_scale"],
+        linear_init=m["linear_init"],
     )
 
 
@@ -419,13 +421,34 @@ class Progress:
     history: list[dict] = field(default_factory=list)  # metrics.csv: one row per epoch
     train_wall: float = 0.0  # seconds spent training and evaluating, over all processes
 
-    def extra(self, key: str) -> dict:
+    def extra(self, key: str, init_choices: dict) -> dict:
         return {
             "run_key": key,
+            "init_choices": init_choices,
             "epoch": self.epoch,
             "history": self.history,
             "train_wall_s": self.train_wall,
         }
+
+
+# What checkpoints written before they recorded `init_choices` were trained with.
+UNRECORDED_INIT_CHOICES = {"kernel_scale": "forward", "linear_init": "uniform"}
+
+
+def check_init_choices(ckpt: Path, extra: dict, cfg: ModelConfig) -> None:
+    """Refuse a checkpoint trained under other `kernel_scale` / `linear_init` choices: its
+    weights were drawn from another law and, for kernel_scale, the forward pass would apply
+    the kernel normalisation twice or not at all."""
+    have = extra.get("init_choices", UNRECORDED_INIT_CHOICES)
+    want = cfg.init_choices()
+    if have == want:
+        return
+    fmt = lambda d: ", ".join(f"{k}={d[k]}" for k in sorted(d))
+    raise TrainError(
+        f"{ckpt} was trained with {fmt(have)}; this run has {fmt(want)}: a model initialised "
+        "under one choice cannot go on under the other. Delete the checkpoint to start afresh, "
+        "pass another --out, or set the profile's model keys to the checkpoint's choices"
+    )
 
 
 def resume(backend, job: Job) -> Progress:
@@ -435,6 +458,7 @@ def resume(backend, job: Job) -> Progress:
     if not ckpt.exists():
         return Progress()
     extra = load_checkpoint(backend, ckpt)
+    check_init_choices(ckpt, extra, job.cfg)
     if extra["run_key"] != job.key:
         raise TrainError(
             f"{ckpt} was written by a different configuration (key {extra['run_key']}, this "
@@ -479,7 +503,8 @@ def run_epoch(backend, job: Job, progress: Progress, epoch: int) -> None:
     progress.history.append(row)
     progress.epoch = epoch + 1
     progress.train_wall += epoch_wall
-    save_checkpoint(backend, checkpoint_path(backend, job.out), progress.extra(job.key))
+    extra = progress.extra(job.key, job.cfg.init_choices())
+    save_checkpoint(backend, checkpoint_path(backend, job.out), extra)
     write_metrics(job.out / "metrics.csv", progress.history)
     print(
         f"{job.tag} epoch {epoch + 1}/{job.epochs}: train {row['train_loss']:.4f} val "

@@ -11,6 +11,19 @@ Variants (docs/design.md, "Names"):
     kr     kernel sizes + resolution (Fourier-domain sigmoid masks, Sec. 2.4.2)
     krwd   kernel sizes, resolution, width and depth (Sec. 2.4.3-2.4.4) + complexity loss
            (Sec. 2.5). Instantiates CCNN_{max_blocks,max_width} and starts as CCNN_{B,N}.
+
+Training choices the paper leaves open (docs/design.md, "Initialisation and training"); the
+defaults follow the group's public CCNN code, the alternatives keep the suite's earlier choices:
+    kernel_scale  init     the kernel network's last layer is drawn sqrt(1 / taps) smaller, once
+                           (Chang et al. 2020, as the CCNN code's `chang_initialize`); the
+                           forward pass applies no factor
+                  forward  the rendered kernel is multiplied by 1 / sqrt(taps) in every forward
+                           pass (the same values at initialisation; under Adam the kernel
+                           values then move sqrt(taps) times slower)
+    linear_init   ccnn     pointwise layers and decoder: kaiming-normal weights
+                           (std sqrt(2 / fan_in)), zero biases
+                  uniform  U(+-1 / sqrt(fan_in)) weights and biases (PyTorch's nn.Linear default)
+`implementations.common.init` writes both laws down.
 """
 
 from __future__ import annotations
@@ -25,10 +38,14 @@ VARIANTS = ("ccnn", "k", "kr", "krwd")
 TASKS = ("global", "dense", "retrieval")
 MODES = ("trim", "virtual")
 DATA_DIMS = (1, 2)
+KERNEL_SCALES = ("init", "forward")
+LINEAR_INITS = ("ccnn", "uniform")
 
 Variant = Literal["ccnn", "k", "kr", "krwd"]
 Task = Literal["global", "dense", "retrieval"]
 Mode = Literal["trim", "virtual"]
+KernelScale = Literal["init", "forward"]
+LinearInit = Literal["ccnn", "uniform"]
 
 
 class ConfigError(ValueError):
@@ -84,12 +101,16 @@ class ModelConfig:
     kernel_layers: int = 4  # MLP_psi linear layers (Appx. E.1)
     retrieval_hidden: int | None = None  # hidden units of the retrieval MLP; None -> `width`
     mode: Mode = "trim"
+    kernel_scale: KernelScale = "init"  # where the kernel normalisation 1 / sqrt(taps) acts
+    linear_init: LinearInit = "ccnn"  # law of the pointwise layers and the decoder
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _choice("variant", self.variant, VARIANTS)
         _choice("task", self.task, TASKS)
         _choice("mode", self.mode, MODES)
+        _choice("kernel_scale", self.kernel_scale, KERNEL_SCALES)
+        _choice("linear_init", self.linear_init, LINEAR_INITS)
         _choice("data_dim", self.data_dim, DATA_DIMS)
         shape = self.input_shape
         if isinstance(shape, list):
@@ -204,6 +225,11 @@ class ModelConfig:
     def input_features(self) -> int:
         """Channels entering the encoder's PWLinear."""
         return self.embedding_dim if self.tokens else int(self.in_channels)
+
+    def init_choices(self) -> dict[str, str]:
+        """The training choices that fix how the parameters were initialised and what the
+        kernel normalisation does: a checkpoint trained under one cannot go on under another."""
+        return {"kernel_scale": self.kernel_scale, "linear_init": self.linear_init}
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)

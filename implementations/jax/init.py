@@ -91,11 +91,12 @@ def initializer(rule: law.Law, transposed: bool = False) -> Callable:
     return init
 
 
-def dense(n_out: int, n_in: int, dtype) -> nn.Dense:
-    """nn.Dense (kernel (in, out)) drawn like PyTorch's `init.linear`."""
+def dense(n_out: int, n_in: int, dtype, linear_init: str) -> nn.Dense:
+    """nn.Dense (kernel (in, out)) drawn like PyTorch's `init.linear` (`linear_init`: a
+    `ModelConfig.linear_init` choice)."""
     return nn.Dense(
         n_out,
-        kernel_init=initializer(law.linear_weight(n_in), transposed=True),
-        bias_init=initializer(law.linear_bias(n_in)),
+        kernel_init=initializer(law.linear_weight(n_in, linear_init), transposed=True),
+        bias_init=initializer(law.linear_bias(n_in, linear_init)),
         param_dtype=dtype,
     )

@@ -14,7 +14,8 @@ the weight map (`common.weight_map`) maps torch's buffer `kernel_net.freqs` to
 ("buffers", "kernel_net", "freqs").
 
 Initialisation: the common law (`common.init`), exactly as PyTorch's: He-normal hidden layers
-with zero biases, the last layer N(0, 1/hidden) with zero bias, W uniform per axis. Parity
+with zero biases, the last layer N(0, 1/hidden) with zero bias (times sqrt(1 / taps) of the
+full tap grid under kernel_scale `init`), W uniform per axis. Parity
 checks copy weights; tests/implementations/common/test_init.py compares the distributions.
 """
 
@@ -41,6 +42,7 @@ class KernelNet(nn.Module):
     w0: float
     full_taps: tuple[int, ...]
     param_dtype: Any = jnp.float32
+    kernel_scale: str = "init"  # `ModelConfig.kernel_scale`: the last layer's gain at init
 
     def setup(self) -> None:
         rule = init.fourier_features(tuple(self.full_taps))
@@ -52,10 +54,14 @@ class KernelNet(nn.Module):
         self.freqs = self.variable("buffers", "freqs", init_freqs)
         dims = [2 * self.hidden] + [self.hidden] * (self.layers - 1) + [self.n_rows]
         pairs = list(itertools.pairwise(dims))
+        gain = init.kernel_init_gain(self.kernel_scale, math.prod(self.full_taps))
         dense = []
         for i, (a, b) in enumerate(pairs):
             last = i == len(pairs) - 1
-            rule = init.kernel_out_weight(self.hidden) if last else init.kernel_hidden_weight(a)
+            if last:
+                rule = init.kernel_out_weight(self.hidden, gain)
+            else:
+                rule = init.kernel_hidden_weight(a)
             kernel_init = initializer(rule, transposed=True)
             bias_init = initializer(init.zeros())
             dense.append(

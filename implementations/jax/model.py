@@ -112,9 +112,10 @@ def clip01(v: jax.Array) -> jax.Array:
     return jnp.where((v >= 0.0) & (v <= 1.0), v, jnp.clip(v, 0.0, 1.0))
 
 
-def _dense(features: int, fan_in: int, dtype: Any) -> nn.Dense:
-    """A Dense layer drawn from the common law (`common.init.linear_weight/linear_bias`)."""
-    return dense(features, fan_in, dtype)
+def _dense(features: int, fan_in: int, dtype: Any, cfg: ModelConfig) -> nn.Dense:
+    """A Dense layer drawn from the common law (`common.init.linear_weight/linear_bias`, the
+    configuration's `linear_init`)."""
+    return dense(features, fan_in, dtype, cfg.linear_init)
 
 
 def _width_mask(cfg: ModelConfig, dtype: Any) -> SigmoidMask:
@@ -138,7 +139,7 @@ class Encoder(nn.Module):
             if cfg.tokens
             else None
         )
-        self.linear = _dense(n, cfg.input_features, self.param_dtype)
+        self.linear = _dense(n, cfg.input_features, self.param_dtype, cfg)
         self.norm_scale = self.param("norm_scale", nn.initializers.ones, (n,), self.param_dtype)
         self.norm_bias = self.param("norm_bias", nn.initializers.zeros, (n,), self.param_dtype)
         self.width_mask = _width_mask(cfg, self.param_dtype) if cfg.learns_width else None
@@ -165,8 +166,8 @@ class ResidualBlock(nn.Module):
         self.norm_scale = self.param("norm_scale", nn.initializers.ones, (n,), dt)
         self.norm_bias = self.param("norm_bias", nn.initializers.zeros, (n,), dt)
         self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (n,), dt)
-        self.linear1 = _dense(n, n, dt)
-        self.linear2 = _dense(n, n, dt)
+        self.linear1 = _dense(n, n, dt, cfg)
+        self.linear2 = _dense(n, n, dt, cfg)
         self.dropout = nn.Dropout(cfg.dropout)
         self.kernel_mask = (
             GaussianMask(self.full_taps, cfg.threshold, cfg.sigma_init, dt)
@@ -251,8 +252,10 @@ class ResidualBlock(nn.Module):
                 shape = [1] * (d + 1)
                 shape[a] = -1
                 k = k * m.reshape(shape)
-        # the full tap grid's normalisation, as in PyTorch (`implementations.torch.kernels`)
-        return k * (1.0 / math.sqrt(math.prod(self.full_taps)))
+        # the full tap grid's normalisation under kernel_scale `forward`, as in PyTorch
+        # (`implementations.torch.kernels`); under `init` the kernel network's weights carry it
+        gain = init.kernel_forward_gain(self.cfg.kernel_scale, math.prod(self.full_taps))
+        return k if gain == 1.0 else k * gain
 
     def conv_path(self, h: jax.Array, rows: jax.Array) -> jax.Array:
         """The block's convolution (without its bias) at full resolution: Eq. 7 uncropped
@@ -360,6 +363,7 @@ class DNArch(nn.Module):
             cfg.w0,
             tuple(kernel_taps(s) for s in cfg.input_shape),
             dt,
+            kernel_scale=cfg.kernel_scale,
         )
         self.blocks = [ResidualBlock(cfg, b, dt) for b in range(cfg.n_blocks)]  # blocks_{b}
         self.depth_mask = (
@@ -368,10 +372,10 @@ class DNArch(nn.Module):
             else None
         )
         if cfg.task == "retrieval":
-            self.head_hidden = _dense(cfg.head_hidden, 4 * n, dt)
-            self.head_out = _dense(cfg.out_size, cfg.head_hidden, dt)
+            self.head_hidden = _dense(cfg.head_hidden, 4 * n, dt, cfg)
+            self.head_out = _dense(cfg.out_size, cfg.head_hidden, dt, cfg)
         else:
-            self.head = _dense(cfg.out_size, n, dt)
+            self.head = _dense(cfg.out_size, n, dt, cfg)
 
     # ---- input checks (static: shapes and dtypes are known while tracing) -------------------
     def _check_input(self, x: jax.Array) -> None:

@@ -37,9 +37,10 @@ def fill_(tensor: torch.Tensor, rule: law.Law) -> None:
         tensor.copy_((2.0 * u - 1.0) * bound)
 
 
-def linear(n_in: int, n_out: int) -> nn.Linear:
-    """nn.Linear with weight and bias drawn from `common.init.linear_weight/linear_bias`."""
+def linear(n_in: int, n_out: int, linear_init: str) -> nn.Linear:
+    """nn.Linear with weight and bias drawn from `common.init.linear_weight/linear_bias`
+    (`linear_init`: a `ModelConfig.linear_init` choice)."""
     layer = nn.Linear(n_in, n_out)
-    fill_(layer.weight, law.linear_weight(n_in))
-    fill_(layer.bias, law.linear_bias(n_in))
+    fill_(layer.weight, law.linear_weight(n_in, linear_init))
+    fill_(layer.bias, law.linear_bias(n_in, linear_init))
     return layer

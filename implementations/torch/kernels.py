@@ -16,12 +16,16 @@ feature is aliased on the largest grid. BAND = 0.5 leaves an octave for the harm
 GELUs create; tests/implementations/torch/test_kernels.py measures the spectral energy of the
 rendered kernels above the grid's Nyquist frequency at initialisation.
 
-Kernel normalisation: a block's kernel is always rendered on its full tap grid (kernel_taps(L_d)
-taps per axis of L_d input samples, whatever resolution the block crops to) and multiplied by
-1 / sqrt(prod_d kernel_taps(L_d)), which makes a global convolution variance preserving at
-initialisation (the last layer is initialised for unit-variance outputs). A cropped block needs
-no further factor: Eq. 7 crops the product spectrum and transforms it back scaled by P_r / P
-(`fourier.masked_conv`), so its r samples are the full-resolution convolution's values.
+Kernel normalisation (`common.init`, "kernel network last layer"): a block's kernel is always
+rendered on its full tap grid (kernel_taps(L_d) taps per axis of L_d input samples, whatever
+resolution the block crops to) and starts at values of about 1 / sqrt(taps), taps = prod_d
+kernel_taps(L_d), which makes a global convolution variance preserving at initialisation.
+`kernel_scale` says where that factor acts: `init` (default, the CCNN code's practice) draws
+the last layer's weights sqrt(1 / taps) smaller once and renders kernels unscaled; `forward`
+draws unit-variance kernel values and the block multiplies every rendered kernel by
+1 / sqrt(taps) (`ResidualBlock.kernel`). A cropped block needs no further factor: Eq. 7 crops
+the product spectrum and transforms it back scaled by P_r / P (`fourier.masked_conv`), so its
+r samples are the full-resolution convolution's values.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class KernelNet(nn.Module):
         rows: int,
         w0: float,
         full_taps: tuple[int, ...],
+        kernel_scale: str = "init",
     ):
         super().__init__()
         self.data_dim = data_dim
@@ -59,11 +64,13 @@ class KernelNet(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         # the initialisation law (`common.init`): He-normal hidden layers keep the activations
         # at unit scale through the GELUs; the last layer (fan-in scaled) then emits kernel
-        # values of about unit variance; zero biases
+        # values of about unit variance, times sqrt(1 / taps) of the full tap grid under
+        # kernel_scale `init`; zero biases
         for layer in self.layers[:-1]:
             fill_(layer.weight, init.kernel_hidden_weight(layer.in_features))
             fill_(layer.bias, init.zeros())
-        fill_(self.layers[-1].weight, init.kernel_out_weight(hidden))
+        gain = init.kernel_init_gain(kernel_scale, math.prod(full_taps))
+        fill_(self.layers[-1].weight, init.kernel_out_weight(hidden, gain))
         fill_(self.layers[-1].bias, init.zeros())
 
     def features(self, coords: torch.Tensor) -> torch.Tensor:

@@ -128,7 +128,7 @@ class Encoder(nn.Module):
         if cfg.tokens:
             self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim)
             fill_(self.embedding.weight, init.embedding())
-        self.linear = linear(cfg.input_features, n)
+        self.linear = linear(cfg.input_features, n, cfg.linear_init)
         self.norm_weight = nn.Parameter(torch.ones(n))
         self.norm_bias = nn.Parameter(torch.zeros(n))
         self.width_mask = (
@@ -156,12 +156,15 @@ class ResidualBlock(nn.Module):
         self.data_dim = cfg.data_dim
         self.input_shape = tuple(cfg.input_shape)
         self.full_taps = tuple(kernel_taps(s) for s in self.input_shape)
+        # kernel normalisation in the forward pass: 1 / sqrt(taps) under kernel_scale
+        # `forward`, 1 under `init` (the kernel network's weights carry it; `common.init`)
+        self.kernel_gain = init.kernel_forward_gain(cfg.kernel_scale, math.prod(self.full_taps))
         self.threshold = cfg.threshold
         self.norm_weight = nn.Parameter(torch.ones(n))
         self.norm_bias = nn.Parameter(torch.zeros(n))
         self.conv_bias = nn.Parameter(torch.zeros(n))
-        self.linear1 = linear(n, n)
-        self.linear2 = linear(n, n)
+        self.linear1 = linear(n, n, cfg.linear_init)
+        self.linear2 = linear(n, n, cfg.linear_init)
         self.dropout = nn.Dropout(cfg.dropout)
         self.kernel_mask = (
             GaussianMask(self.full_taps, cfg.threshold, cfg.sigma_init)
@@ -315,7 +318,7 @@ class ResidualBlock(nn.Module):
                 shape = [1] * (self.data_dim + 1)
                 shape[a + 1] = -1
                 k = k * m.view(shape)
-        return k * (1.0 / math.sqrt(math.prod(self.full_taps)))
+        return k if self.kernel_gain == 1.0 else k * self.kernel_gain
 
     def conv_path(
         self,
@@ -396,6 +399,7 @@ class DNArch(nn.Module):
             cfg.n_blocks * n,
             cfg.w0,
             full_taps,
+            kernel_scale=cfg.kernel_scale,
         )
         self.blocks = nn.ModuleList(ResidualBlock(cfg, b) for b in range(cfg.n_blocks))
         self.depth_mask = (
@@ -405,12 +409,12 @@ class DNArch(nn.Module):
         )
         if cfg.task == "retrieval":
             self.head = nn.Sequential(
-                linear(4 * n, cfg.head_hidden),
+                linear(4 * n, cfg.head_hidden, cfg.linear_init),
                 nn.GELU(),
-                linear(cfg.head_hidden, cfg.out_size),
+                linear(cfg.head_hidden, cfg.out_size, cfg.linear_init),
             )
         else:
-            self.head = linear(n, cfg.out_size)
+            self.head = linear(n, cfg.out_size, cfg.linear_init)
         self._target = cx.target_complexity(cfg)
         for m in [self.encoder, *self.blocks]:
             m.matmul_dtype = PRECISIONS[precision]

@@ -1,6 +1,7 @@
 """The fast tier of the cross-framework parity checks (float64, tiny sizes): every variant,
-1D and 2D, every head at least once, PyTorch `virtual` and `trim`; every row must pass its
-stated tolerance. The full grid (both dtypes, every head) is `-m slow` and the CLI."""
+1D and 2D, every head at least once, PyTorch `virtual` and `trim`, both initialisation choices
+(kernel_scale init | forward, linear_init ccnn | uniform); every row must pass its stated
+tolerance. The full grid (both dtypes, every head) is `-m slow` and the CLI."""
 
 from __future__ import annotations
 
@@ -23,12 +24,23 @@ FAST = [
     # kr is krwd without width and depth masks: krwd's rows below cover 2D resolution masks in
     # both modes; kr's own rows run in the slow tier (and in the full grid, CLI)
     pytest.param(parity.Case("kr", 2, "global", "float64"), marks=pytest.mark.slow),
-    pytest.param(parity.Case("kr", 2, "global", "float64", "trim"), marks=pytest.mark.slow),
+    pytest.param(
+        parity.Case("kr", 2, "global", "float64", "trim", **parity.TRIM_BOUND_INIT),
+        marks=pytest.mark.slow,
+    ),
     parity.Case("krwd", 2, "global", "float64"),
     parity.Case("krwd", 2, "global", "float64", "trim", "full"),
-    parity.Case("krwd", 2, "global", "float64", "trim"),  # judged against the trim bound
+    # judged against the trim bound, under the choices it was measured with
+    parity.Case("krwd", 2, "global", "float64", "trim", **parity.TRIM_BOUND_INIT),
 ]
 DEPTH_CUT_CASE = parity.Case("krwd", 2, "global", "float64", "trim", "full")
+# the other initialisation choices (forward-scaled kernels, uniform linears): a 1D case with
+# kernel masks in both PyTorch modes, and a 2D one with every mask
+FAST += [
+    parity.Case("k", 1, "global", "float64", **parity.ALT_INIT),
+    parity.Case("k", 1, "global", "float64", "trim", **parity.ALT_INIT),
+    parity.Case("krwd", 2, "dense", "float64", "trim", "full", **parity.ALT_INIT),
+]
 
 
 @functools.cache
@@ -37,7 +49,10 @@ def rows_of(case: parity.Case) -> tuple:
 
 
 def _id(case: parity.Case) -> str:
-    return f"{case.variant}-{case.data_dim}d-{case.head}-{case.torch_mode}-{case.resolution}"
+    return (
+        f"{case.variant}-{case.data_dim}d-{case.head}-{case.torch_mode}-{case.resolution}-"
+        f"{case.kernel_scale}-{case.linear_init}"
+    )
 
 
 @pytest.mark.parametrize("case", FAST, ids=_id)
@@ -53,6 +68,7 @@ def test_parity_rows_pass(case):
         assert "architecture" in checks
         assert ("mask_values" in checks) == (case.variant != "ccnn")
     for r in rows:
+        assert r["init"] == case.init == f"{case.kernel_scale}/{case.linear_init}"
         assert r["passed"], r
         bounded = case.trim_bound_applies and r["check"] in ("forward", "loss")
         want = parity.TRIM_RESOLUTION_BOUND if bounded else parity.TOLERANCE[case.dtype]
@@ -79,24 +95,35 @@ def test_cli_writes_csv_and_fails_on_a_failing_row(tmp_path, monkeypatch):
     assert parity.main([*args, "--no-trim", "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert lines[0].startswith("# passed:")
-    assert lines[1].split(",")[:11] == parity.COLUMNS[:11]
-    assert len(lines) == 2 + 13  # architecture, realised_complexity, complexity, forward, loss,
-    # grad, zero_grad, 5 steps, forward_after_steps (ccnn has no masks)
+    assert lines[1].split(",") == parity.COLUMNS
+    # 13 rows per case: architecture, realised_complexity, complexity, forward, loss, grad,
+    # zero_grad, 5 steps, forward_after_steps (ccnn has no masks); two cases: the default
+    # initialisation choices and the other ones
+    assert len(lines) == 2 + 2 * 13
+    inits = [line.split(",")[parity.COLUMNS.index("init")] for line in lines[2:]]
+    assert inits == ["init/ccnn"] * 13 + ["forward/uniform"] * 13
+    assert parity.main([*args, "--no-trim", "--no-alt-init", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 2 + 13
     monkeypatch.setitem(parity.TOLERANCE, "float64", 0.0)
     assert parity.main([*args, "--no-trim", "--out", str(out)]) == 1
 
 
 @pytest.mark.slow
 def test_full_grid_cli(tmp_path):
-    """The whole grid (970 rows, ~7 min on 2 cores) passes, every row, float32 included
+    """The whole grid (1260 rows, ~9 min on 2 cores) passes, every row, float32 included
     (float32 grad/params_step rows by parity.FLOAT32_RULE where they miss 2e-4), and records
-    its provenance next to the CSV."""
+    its provenance next to the CSV. 110 cases: the 90 the grid had before the initialisation
+    choices existed (970 rows; the 20 judged against the trim bound run
+    parity.TRIM_BOUND_INIT, 3 rows each) and 20 more with the other choices (PyTorch virtual,
+    float64: 290 rows)."""
     out = tmp_path / "parity.csv"
     assert parity.main(["--out", str(out)]) == 0
     rows = [line for line in out.read_text().splitlines()[2:] if line]
-    assert len(rows) == 970 and not [r for r in rows if ",False," in r]
+    assert len(rows) == 1260 and not [r for r in rows if ",False," in r]
+    assert sum(",forward/uniform," in r for r in rows) == 290 + 20 * 3
     meta = json.loads((tmp_path / "parity.csv.json").read_text())
-    assert meta["seed"] == 0 and len(meta["cases"]) == 90 and meta["git_sha"]
+    assert meta["seed"] == 0 and len(meta["cases"]) == 110 and meta["git_sha"]
+    assert len(meta["configs"]) == 40  # (variant, dim, head) x both initialisation choices
 
 
 def test_float32_rule_against_the_float64_reference():

@@ -154,6 +154,49 @@ def test_checkpoint_of_another_configuration_is_refused(data, tmp_path, capsys):
     assert "different configuration" in capsys.readouterr().err
 
 
+def test_a_checkpoint_of_the_other_initialisation_choice_is_refused(data, tmp_path, capsys):
+    """A run stopped under the defaults (kernel_scale init, linear_init ccnn) and resumed with
+    the profile's model.kernel_scale set to forward is refused before any step, naming both
+    choices; the checkpoint is left as it was."""
+    import yaml
+
+    out = tmp_path / "run"
+    assert _run("torch", "darcyflow", data, out, "--debug-stop-after-epoch", "1") == 3
+    ckpt = out / "checkpoint.pt"
+    before = ckpt.read_bytes()
+    cfg = load_profile("smoke")
+    assert (cfg["model"]["kernel_scale"], cfg["model"]["linear_init"]) == ("init", "ccnn")
+    cfg["model"]["kernel_scale"] = "forward"
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert _run("torch", "darcyflow", data, out, "--config", str(path)) == 1
+    err = capsys.readouterr().err
+    assert "was trained with kernel_scale=init, linear_init=ccnn" in err
+    assert "this run has kernel_scale=forward, linear_init=ccnn" in err
+    assert "cannot go on under the other" in err
+    assert ckpt.read_bytes() == before and not (out / "result.json").exists()
+
+
+def test_checkpoints_without_recorded_choices_count_as_the_earlier_ones():
+    """Checkpoints written before the choices were recorded were trained with kernel_scale
+    forward and linear_init uniform: the check reads them so."""
+    from implementations.common.config import tiny_config
+
+    cfg = tiny_config()
+    ckpt = Path("run/checkpoint.pt")
+    with pytest.raises(T.TrainError, match="trained with kernel_scale=forward, linear_init=unif"):
+        T.check_init_choices(ckpt, {"run_key": "0", "epoch": 1}, cfg)
+    T.check_init_choices(
+        ckpt, {"epoch": 1}, cfg.replace(kernel_scale="forward", linear_init="uniform")
+    )
+    T.check_init_choices(ckpt, {"init_choices": cfg.init_choices()}, cfg)
+    with pytest.raises(T.TrainError, match="this run has kernel_scale=init, linear_init=uniform"):
+        T.check_init_choices(
+            ckpt, {"init_choices": cfg.init_choices()}, cfg.replace(linear_init="uniform")
+        )
+
+
 @pytest.mark.parametrize(
     "flag,value", [("--dataset", "mnist"), ("--variant", "kw"), ("--framework", "tf")]
 )
@@ -183,6 +226,19 @@ def test_profiles_validate_and_fill_defaults():
     assert paper["hyper"]["cosmic"]["dropout"] == 0.3 and paper["hyper"]["cosmic"]["w0"] == 5500
     smoke = load_profile("smoke")
     assert smoke["paths"]["reports"].startswith("smoke/")
+    # the initialisation choices: every shipped profile states the defaults, the schema fills
+    # them into a profile that leaves them out
+    for name in ("paper", "smoke", "claims"):
+        model = load_profile(name)["model"]
+        assert (model["kernel_scale"], model["linear_init"]) == ("init", "ccnn"), name
+    bare = load_profile("smoke", overrides={"model": {"blocks": 2}})["model"]
+    assert (bare["kernel_scale"], bare["linear_init"]) == ("init", "ccnn")
+    meta = {"task": "dense", "input_kind": "continuous", "out_channels": 1, "in_channels": 1}
+    hp = smoke["hyper"]["darcyflow"]
+    for ks, li in (("init", "ccnn"), ("forward", "uniform")):
+        settings = {**smoke, "model": {**smoke["model"], "kernel_scale": ks, "linear_init": li}}
+        cfg = T.model_config(settings, {**meta, "data_dim": 2}, hp, "k", (9, 9))
+        assert (cfg.kernel_scale, cfg.linear_init) == (ks, li)
 
 
 @pytest.mark.parametrize(
@@ -192,6 +248,8 @@ def test_profiles_validate_and_fill_defaults():
         ({"variants": ["kw"]}, "'ccnn', 'k', 'kr', 'krwd'"),
         ({"frameworks": ["tf"]}, "'torch', 'jax'"),
         ({"bogus": 1}, "Additional properties"),
+        ({"model": {"kernel_scale": "per_step"}}, "'per_step' is not one of ['init', 'forward']"),
+        ({"model": {"linear_init": "kaiming"}}, "'kaiming' is not one of ['ccnn', 'uniform']"),
     ],
 )
 def test_bad_settings_fail_with_valid_values(override, needle):

@@ -12,6 +12,11 @@ def test_valid_config_and_derived_sizes():
     assert (cfg.n_blocks, cfg.n_channels) == (8, 280)
     assert ModelConfig(**{**BASE, "variant": "kr"}).n_channels == 140
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    # where the paper is silent the defaults are the CCNN code's practice
+    assert (cfg.kernel_scale, cfg.linear_init) == ("init", "ccnn")
+    assert cfg.init_choices() == {"kernel_scale": "init", "linear_init": "ccnn"}
+    old = ModelConfig(**BASE, kernel_scale="forward", linear_init="uniform")
+    assert ModelConfig.from_dict(old.to_dict()) == old != cfg
 
 
 @pytest.mark.parametrize(
@@ -20,6 +25,8 @@ def test_valid_config_and_derived_sizes():
         ("variant", "kwrd", "valid choices: ['ccnn', 'k', 'kr', 'krwd']"),
         ("task", "segmentation", "valid choices: ['global', 'dense', 'retrieval']"),
         ("mode", "lazy", "valid choices: ['trim', 'virtual']"),
+        ("kernel_scale", "per_step", "valid choices: ['init', 'forward']"),
+        ("linear_init", "kaiming", "valid choices: ['ccnn', 'uniform']"),
         ("data_dim", 3, "valid choices: [1, 2]"),
         ("input_shape", (32, 32), "tuple of 1 spatial sizes"),
         ("input_shape", (2,), "integer >= 3"),

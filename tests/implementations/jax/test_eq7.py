@@ -1,7 +1,8 @@
 """Block level: the JAX model computes Eq. 7, as PyTorch does
 (tests/implementations/torch/test_eq7.py): the block's convolution path (virtual: uncropped)
-against the float64 NumPy reference at Table 6's w0 values, and `fourier.masked_conv` with a
-crop; then the sigma floor of every kept-bin count and a non-zero d loss / d sigma there."""
+against the float64 NumPy reference at Table 6's w0 values under both kernel normalisations
+(`ModelConfig.kernel_scale`), and `fourier.masked_conv` with a crop; then the sigma floor of
+every kept-bin count and a non-zero d loss / d sigma there."""
 
 from __future__ import annotations
 
@@ -16,17 +17,17 @@ from implementations.common import reference as R
 from implementations.common.config import tiny_config
 from implementations.jax import model as jm
 from implementations.jax.fourier import masked_conv
-from tests.implementations.eq7_cases import STATES, W0
+from tests.implementations.eq7_cases import KERNEL_SCALES, STATES, W0, scale_for_reference
 
 jax.config.update("jax_enable_x64", True)
 
 T = 0.1
 
 
-def _model(shape, w0, tau=50.0):
+def _model(shape, w0, tau=50.0, kernel_scale="init"):
     cfg = tiny_config(
         "kr", shape, in_channels=1, out_size=2, width=5, blocks=1, kernel_hidden=32, w0=w0,
-        tau_resolution=tau,
+        tau_resolution=tau, kernel_scale=kernel_scale,
     )  # fmt: skip
     model = jm.build_model(cfg, param_dtype=jnp.float64)
     return cfg, model, jm.init_variables(model, jax.random.key(0))
@@ -50,16 +51,18 @@ def _conv_and_raw(model, variables, h):
     return model.apply(variables, h, method=f)
 
 
+@pytest.mark.parametrize("kernel_scale", KERNEL_SCALES)
 @pytest.mark.parametrize("w0", W0)
 @pytest.mark.parametrize("state", STATES, ids=lambda s: f"{s[0]}-{s[1]}")
-def test_block_convolution_is_eq7(w0, state):
+def test_block_convolution_is_eq7(w0, state, kernel_scale):
     shape, mu, sigma = state
-    cfg, model, variables = _model(shape, w0)
+    cfg, model, variables = _model(shape, w0, kernel_scale=kernel_scale)
     variables = _with(variables, mu, sigma)
     h = np.random.default_rng(1).standard_normal((2, *shape, cfg.width))
     y, rows = _conv_and_raw(model, variables, jnp.asarray(h))
     taps = [grids.kernel_taps(s) for s in shape]
     raw = np.moveaxis(np.asarray(rows).reshape(*taps, cfg.width), -1, 0)
+    raw = raw * scale_for_reference(cfg)  # the reference's psi is the `forward` normalisation
     psi = R.render_kernel(raw, sigma, T)
     masks = [R.resolution_mask_values(s, mu[a], cfg.tau_resolution, T) for a, s in enumerate(shape)]
     want = np.moveaxis(R.eq7(np.moveaxis(h, -1, 1), psi, masks), 1, -1)

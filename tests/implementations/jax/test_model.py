@@ -266,9 +266,16 @@ def test_run_time_branches_change_no_output_and_no_gradient(data_dim, head, seed
         scale = max(float(np.abs(np.asarray(g)).max()) for g in flat_f.values())
         for path, g in jax.tree_util.tree_leaves_with_path(gs):
             want = np.asarray(flat_f[path])
+            if jax.tree_util.keystr(path) == "['encoder']['linear']['bias']":
+                # followed by BatchNorm: 0 in exact arithmetic, float64 rounding noise both
+                # ways, which the zero input's constant BatchNorm input (variance 0: the
+                # 1 / sqrt(eps) factor) amplifies to ~1e-11 of the model's gradient scale
+                noise = max(np.abs(np.asarray(g)).max(), np.abs(want).max())
+                assert noise <= 1e-10 * scale, (path, noise, scale)
+                continue
             # 1e-12 of the tensor's and of the model's gradient scale: parameters before the
-            # encoder's BatchNorm (linear bias; embedding when every row sees one token) have
-            # a gradient that is 0 in exact arithmetic, i.e. float64 rounding noise both ways
+            # encoder's BatchNorm (embedding when every row sees one token) have a gradient
+            # that is 0 in exact arithmetic, i.e. float64 rounding noise both ways
             tol = 1e-12 * (np.abs(want).max() + scale)
             assert np.abs(np.asarray(g) - want).max() <= tol, path
         for b in np.flatnonzero(depth == 0):  # a cut block's weights get exactly zero

@@ -4,7 +4,8 @@ A block's convolution path (`ResidualBlock.conv_path`: Gaussian kernel mask, ker
 tap grid, resolution mask on the product spectrum, crop in trim) against the float64 NumPy
 reference `implementations.common.reference`, at Table 6's w0 values, for several
 resolution-mask states (no crop, mild and strong crops, odd sizes, a rectangular 2D crop, one
-axis cut beside one whose mask reaches the Nyquist bin): relative error <= 1e-9. Then the sigma
+axis cut beside one whose mask reaches the Nyquist bin), under both kernel normalisations
+(`ModelConfig.kernel_scale`): relative error <= 1e-9. Then the sigma
 floor: at every kept-bin count the floor keeps >= 3 taps on the block's own grid and d loss / d
 sigma is non-zero there.
 """
@@ -22,15 +23,15 @@ from implementations.common.config import tiny_config
 from implementations.torch.fourier import masked_conv
 from implementations.torch.masks import coordinates
 from implementations.torch.model import build_model
-from tests.implementations.eq7_cases import STATES, W0
+from tests.implementations.eq7_cases import KERNEL_SCALES, STATES, W0, scale_for_reference
 
 T = 0.1
 
 
-def _block(shape, w0, mu, sigma, mode):
+def _block(shape, w0, mu, sigma, mode, kernel_scale="init"):
     cfg = tiny_config(
         "kr", shape, in_channels=1, out_size=2, width=5, blocks=1, kernel_hidden=32, w0=w0,
-        mode=mode,
+        mode=mode, kernel_scale=kernel_scale,
     )  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg).double()
@@ -54,6 +55,9 @@ def _raw_kernel(model, shape, n):
 def reference_conv(model, block, cfg, h, resolution):
     shape = cfg.input_shape
     raw = _raw_kernel(model, shape, cfg.width)
+    # the reference multiplies the kernel network's values by 1 / sqrt(taps) (the `forward`
+    # normalisation); under `init` the weights already carry that factor
+    raw = raw * scale_for_reference(cfg)
     psi = R.render_kernel(raw, tuple(float(s) for s in block.kernel_mask.sigma.detach()), T)
     masks = [
         R.resolution_mask_values(s, float(block.res_mask.mu.detach()[a]), cfg.tau_resolution, T)
@@ -62,12 +66,13 @@ def reference_conv(model, block, cfg, h, resolution):
     return R.eq7(h, psi, masks, resolution)
 
 
+@pytest.mark.parametrize("kernel_scale", KERNEL_SCALES)
 @pytest.mark.parametrize("mode", ["trim", "virtual"])
 @pytest.mark.parametrize("w0", W0)
 @pytest.mark.parametrize("state", STATES, ids=lambda s: f"{s[0]}-{s[1]}")
-def test_block_convolution_is_eq7(mode, w0, state):
+def test_block_convolution_is_eq7(mode, w0, state, kernel_scale):
     shape, mu, sigma = state
-    cfg, model, block = _block(shape, w0, mu, sigma, mode)
+    cfg, model, block = _block(shape, w0, mu, sigma, mode, kernel_scale)
     h = torch.randn(
         2, cfg.width, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
     )

@@ -39,11 +39,16 @@ def test_rendered_kernels_are_not_aliased_at_initialisation(length, w0):
     assert high < 0.02
 
 
-def test_outputs_have_unit_scale_at_initialisation():
+@pytest.mark.parametrize("kernel_scale", ["init", "forward"])
+def test_outputs_have_unit_scale_at_initialisation(kernel_scale):
+    """`forward`: unit-scale kernel values (the blocks multiply them by 1 / sqrt(taps));
+    `init`: the weights carry that factor, so the values times sqrt(taps) have unit scale."""
     torch.manual_seed(2)
-    net = KernelNet(2, 128, 4, 64, 20000.0, (33, 33))
+    net = KernelNet(2, 128, 4, 64, 20000.0, (33, 33), kernel_scale=kernel_scale)
     x = torch.rand(500, 2) * 2 - 1
     with torch.no_grad():
         std = net.rows(net.features(x), 0, 64).std().item()
+    if kernel_scale == "init":
+        std *= math.sqrt(33 * 33)
     assert 0.2 < std < 5.0, std
     assert math.isfinite(std)
