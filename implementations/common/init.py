@@ -40,8 +40,11 @@ The laws (fan_in: input features of the layer; two of them depend on a `ModelCon
         L_d. The one kernel network emits every block's rows through the same last layer, and
         every block renders its kernel on the same full tap grid at initialisation (the input's:
         resolution masks start at full resolution; a cropped block later keeps that grid and
-        Eq. 7's P_r / P scaling), so one factor serves every row; it is the full grid's count
-        also for masked kernels (the Gaussian mask multiplies the values, not the grid).
+        Eq. 7's P_r / P scaling), so one factor serves every row. It is the full grid's count
+        also for masked kernels (the Gaussian mask multiplies the values, not the grid): the
+        CCNN code's FlexConvs crop their grid to the mask's support before that first pass
+        and count the cropped window, which would start masked kernels larger than
+        `forward`'s; the full grid keeps both choices' initial kernels equal.
     Fourier features W (fixed, a buffer)                       U(+-BAND nyquist_d / W0_MAX)
         per input axis d (`implementations.torch.kernels` explains the scale)
     BatchNorm scale 1, BatchNorm shift 0, depthwise-convolution bias 0
