@@ -61,6 +61,32 @@ def make_optimizer(
     return opt, sched
 
 
+MICRO_BATCH_NOTE = (
+    "BatchNorm normalises with the current batch's statistics in training (Appx. E.1), so "
+    "with micro_batches > 1 every sample is normalised with its micro-batch's mean and "
+    "variance, not the full batch's: the step equals the full batch's only when every "
+    "micro-batch has the full batch's statistics (e.g. a batch of identical copies of one "
+    "micro-batch); in general it is a different, smaller-batch-statistics step"
+)
+
+
+def check_micro_batches(batch_size: int, micro_batches: int) -> int:
+    """The micro-batch size; a ValueError naming both numbers when `micro_batches` is not a
+    positive integer dividing `batch_size` (equal parts keep the weighted sum of the parts'
+    mean losses equal to the full batch's mean loss)."""
+    if isinstance(micro_batches, bool) or not isinstance(micro_batches, (int, np.integer)):
+        raise ValueError(f"micro_batches must be an integer >= 1, got {micro_batches!r}")
+    if micro_batches < 1:
+        raise ValueError(f"micro_batches must be an integer >= 1, got {micro_batches}")
+    if batch_size % micro_batches:
+        raise ValueError(
+            f"batch size {batch_size} is not divisible by micro_batches={micro_batches}: "
+            "gradient accumulation splits every batch into equal parts; choose a "
+            f"micro_batches that divides {batch_size}. Note: {MICRO_BATCH_NOTE}"
+        )
+    return batch_size // micro_batches
+
+
 def train_step(
     model: DNArch,
     opt: torch.optim.Optimizer,
@@ -70,15 +96,46 @@ def train_step(
     loss: str,
     lam: float,
     ignore: torch.Tensor | None = None,
+    micro_batches: int = 1,
 ) -> dict[str, float]:
-    """One optimiser step. Returns the loss terms and C_curr / C_target before the step."""
+    """One optimiser step. Returns the loss terms and C_curr / C_target before the step.
+
+    micro_batches > 1: gradient accumulation. The batch is split into `micro_batches` equal
+    consecutive parts; each runs forward + backward on its own with its task loss weighted by
+    part size / batch size, so the accumulated gradient is that of the parts' mean losses
+    averaged, and peak activation memory is one part's. lambda * L_comp does not depend on the
+    data and is added once; then one AdamW step and the mask clamps, as with one part. The
+    returned terms are full-batch means. micro_batches = 1 is the plain full-batch step.
+
+    Not the full batch's step in general: BatchNorm normalises with the current batch's
+    statistics in training (Appx. E.1), so each sample is normalised with its micro-batch's
+    mean and variance instead of the full batch's, and its output, loss and gradient change.
+    The accumulated gradient equals the full batch's exactly only when every micro-batch has
+    the full batch's statistics (e.g. a batch made of identical copies of one micro-batch).
+    Dropout, too, draws its masks part by part.
+    """
     model.train()
     opt.zero_grad(set_to_none=True)
-    out = model(x)
-    obj = task_loss(loss, out, target, ignore)
-    comp = model.complexity_loss()
-    total = obj + lam * comp
-    total.backward()
+    if micro_batches == 1:
+        out = model(x)
+        obj = task_loss(loss, out, target, ignore)
+        comp = model.complexity_loss()
+        total = obj + lam * comp
+        total.backward()
+    else:
+        n = x.shape[0]
+        size = check_micro_batches(n, micro_batches)
+        obj = torch.zeros((), dtype=torch.float64, device=x.device)
+        for i in range(micro_batches):
+            part = slice(i * size, (i + 1) * size)
+            ig = None if ignore is None else ignore[part]
+            weighted = task_loss(loss, model(x[part]), target[part], ig) * (size / n)
+            weighted.backward()
+            obj = obj + weighted.detach().double()
+        comp = model.complexity_loss()
+        if comp.requires_grad:  # the one-part step differentiates lam * comp even for lam 0
+            (lam * comp).backward()
+        total = obj + lam * comp.detach().double()
     # In trim mode the parameters of what the masks cut (blocks past the depth cutoff, channels
     # past a width cutoff are slices, so only whole tensors matter) get no gradient at all, and
     # AdamW would skip them: no weight decay, no moment decay. Virtual mode (and JAX) give them
@@ -141,7 +198,10 @@ def compiled_forward(model: DNArch, backend: str = "inductor", mode: str | None 
 class Backend:
     """A PyTorch DNArch as the training CLI drives it (`implementations.jax.train.Backend` has
     the same methods): NumPy batches in, channels first, as the iterator yields them; NumPy
-    outputs and host floats out. `steps` is (warm-up steps, total steps) of the schedule."""
+    outputs and host floats out. `steps` is (warm-up steps, total steps) of the schedule.
+    `hp["micro_batches"]` (default 1) splits every training batch into that many equal parts
+    accumulated into one step (`train_step`: less activation memory, but BatchNorm then
+    normalises each part with its own statistics); evaluation batches are never split."""
 
     name = "torch"
     ckpt_name = "checkpoint.pt"
@@ -160,6 +220,10 @@ class Backend:
             self.model, hp["lr"], hp["weight_decay"], warmup, total
         )
         self.loss, self.lam, self.cfg = loss, lam, cfg
+        # gradient accumulation over equal parts of each batch (see `train_step`); 1 = none
+        micro = hp.get("micro_batches", 1)
+        check_micro_batches(micro, micro)  # an integer >= 1
+        self.micro_batches = int(micro)
         self.names = {id(p): n for n, p in self.model.named_parameters()}
 
     def _t(self, a: np.ndarray, kind: str) -> torch.Tensor:
@@ -183,7 +247,9 @@ class Backend:
             self._finite_before = torch.stack(
                 [torch.isfinite(p).all() for p in self.model.parameters()]
             )
-        return train_step(self.model, self.opt, self.sched, x, y, self.loss, self.lam, ig)
+        return train_step(
+            self.model, self.opt, self.sched, x, y, self.loss, self.lam, ig, self.micro_batches
+        )
 
     def lr(self) -> float:
         """The learning rate of the next step."""
