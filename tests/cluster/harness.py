@@ -768,6 +768,18 @@ def check_memory_kill(s: Setup) -> list[str]:
 # ---- main --------------------------------------------------------------------------------------
 
 
+def unsupported(why: str) -> int:
+    """A machine that cannot host the cluster (not root, the packages not installable) is not a
+    failed check: exit 2 naming what is missing, or 0 with SKIPPED when CI asks for that
+    (DNARCH_CLUSTER_OPTIONAL=1), so a CI runner without root or apt still runs the other tests.
+    Everything after the daemons' packages are in place counts as a check."""
+    if os.environ.get("DNARCH_CLUSTER_OPTIONAL") == "1":
+        print(f"tests/cluster/harness.py: SKIPPED, this machine cannot host it: {why}", flush=True)
+        return 0
+    print(f"tests/cluster/harness.py: {why}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -790,8 +802,7 @@ def main(argv: list[str] | None = None) -> int:
         print(write_profile(args.write_profile, merged_profile()) / "config.yaml")
         return 0
     if os.geteuid() != 0:
-        print("tests/cluster/harness.py: needs root (slurmd, apt-get)", file=sys.stderr)
-        return 2
+        return unsupported("needs root (slurmd, apt-get)")
 
     def terminate(signum, frame):
         raise SystemExit(128 + signum)  # unwinds through the finally below
@@ -801,8 +812,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_packages()
     except (Failed, subprocess.CalledProcessError) as e:
-        print(f"tests/cluster/harness.py: {e}", file=sys.stderr)
-        return 2
+        return unsupported(str(e))
     tmp = Path(tempfile.mkdtemp(prefix="dnarch-slurm-"))
     cluster = Cluster(tmp / "cluster")
     failures: list[str] = []
