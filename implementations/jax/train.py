@@ -8,9 +8,10 @@ Signature differences from PyTorch (functional style):
 - `make_optimizer(model, lr, weight_decay, warmup_steps, total_steps)` returns
   `(optax transformation, schedule)`; the schedule is `table[min(count, last)]` of the same
   float64 table PyTorch's LambdaLR reads, so step s uses the same rate in both.
-- `train_step(model, optimizer, state, x, target, loss, lam, ignore=None)` is a pure function
-  returning `(new_state, metrics)` with `state` a `TrainState`; metrics are arrays (no host
-  transfer inside the step). `jit_train_step(model, optimizer, loss, lam)` returns the whole
+- `train_step(model, optimizer, state, x, target, loss, lam, ignore=None, micro_batches=1)`
+  is a pure function returning `(new_state, metrics)` with `state` a `TrainState`; metrics are
+  arrays (no host transfer inside the step); its gradient is `train_grads`.
+  `jit_train_step(model, optimizer, loss, lam, micro_batches=1)` returns the whole
   step as ONE `jax.jit`-compiled function of (state, x, target[, ignore]); all shapes are
   static (`virtual` mode), so changing mask parameters never recompiles it.
 
@@ -188,6 +189,105 @@ def init_train_state(
     )
 
 
+MICRO_BATCH_NOTE = (
+    "BatchNorm normalises with the current batch's statistics in training (Appx. E.1), so "
+    "with micro_batches > 1 every sample is normalised with its micro-batch's mean and "
+    "variance, not the full batch's: the step equals the full batch's only when every "
+    "micro-batch has the full batch's statistics (e.g. a batch of identical copies of one "
+    "micro-batch); in general it is a different, smaller-batch-statistics step"
+)
+
+
+def check_micro_batches(batch_size: int, micro_batches: int) -> int:
+    """The micro-batch size; a ValueError naming both numbers when `micro_batches` is not a
+    positive integer dividing `batch_size` (as `implementations.torch.train`)."""
+    if isinstance(micro_batches, bool) or not isinstance(micro_batches, (int, np.integer)):
+        raise ValueError(f"micro_batches must be an integer >= 1, got {micro_batches!r}")
+    if micro_batches < 1:
+        raise ValueError(f"micro_batches must be an integer >= 1, got {micro_batches}")
+    if batch_size % micro_batches:
+        raise ValueError(
+            f"batch size {batch_size} is not divisible by micro_batches={micro_batches}: "
+            "gradient accumulation splits every batch into equal parts; choose a "
+            f"micro_batches that divides {batch_size}. Note: {MICRO_BATCH_NOTE}"
+        )
+    return batch_size // micro_batches
+
+
+def train_grads(
+    model: DNArch,
+    state: TrainState,
+    x: jax.Array,
+    target: jax.Array,
+    loss: str,
+    lam: float,
+    ignore: jax.Array | None = None,
+    micro_batches: int = 1,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """The gradient of task loss + lam * L_comp at `state.params` and the loss terms (pure).
+
+    micro_batches > 1 (static): gradient accumulation, as `implementations.torch.train`. The
+    batch is split into `micro_batches` equal consecutive parts; a `lax.scan` runs forward +
+    backward part by part (so peak activation memory is one part's) and sums the gradients of
+    the parts' task losses weighted by part size / batch size; the gradient of lam * L_comp,
+    which does not depend on the data, is added once. The returned terms are full-batch means.
+    Dropout draws part i's masks from the step's key folded with i.
+
+    Not the full batch's gradient in general: BatchNorm normalises with the current batch's
+    statistics in training (Appx. E.1), so each sample is normalised with its micro-batch's
+    mean and variance instead of the full batch's, and its output, loss and gradient change.
+    The accumulated gradient equals the full batch's exactly only when every micro-batch has
+    the full batch's statistics (e.g. a batch made of identical copies of one micro-batch).
+    """
+    dropout_key = jax.random.fold_in(state.rng, state.step)
+
+    if micro_batches == 1:
+
+        def objective(params):
+            variables = {"params": params, "buffers": state.buffers}
+            out = model.apply(variables, x, train=True, rngs={"dropout": dropout_key})
+            obj = task_loss(loss, out, target, ignore)
+            comp = complexity_loss(model, variables)
+            return obj + lam * comp, (obj, comp)
+
+        (total, (obj, comp)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        return grads, {"loss": total, "task_loss": obj, "complexity_loss": comp}
+
+    n = x.shape[0]
+    size = check_micro_batches(n, micro_batches)
+    weight = size / n
+
+    def part_loss(params, xs, ts, igs, key):
+        variables = {"params": params, "buffers": state.buffers}
+        out = model.apply(variables, xs, train=True, rngs={"dropout": key})
+        return task_loss(loss, out, ts, igs) * weight
+
+    def split(a):
+        return None if a is None else a.reshape(micro_batches, size, *a.shape[1:])
+
+    parts = (jnp.arange(micro_batches), split(x), split(target), split(ignore))
+    first = jax.tree_util.tree_map(lambda a: a[0], parts[1:])
+    obj_type = jax.eval_shape(part_loss, state.params, *first, dropout_key)
+
+    def accumulate(carry, part):
+        grads, obj = carry
+        i, xs, ts, igs = part
+        key = jax.random.fold_in(dropout_key, i)
+        o, g = jax.value_and_grad(part_loss)(state.params, xs, ts, igs, key)
+        return (jax.tree_util.tree_map(jnp.add, grads, g), obj + o), None
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+    start = (zeros, jnp.zeros(obj_type.shape, obj_type.dtype))
+    (grads, obj), _ = jax.lax.scan(accumulate, start, parts)
+
+    def comp_objective(params):
+        return complexity_loss(model, {"params": params, "buffers": state.buffers})
+
+    comp, comp_grads = jax.value_and_grad(comp_objective)(state.params)
+    grads = jax.tree_util.tree_map(lambda g, c: g + lam * c, grads, comp_grads)
+    return grads, {"loss": obj + lam * comp, "task_loss": obj, "complexity_loss": comp}
+
+
 def train_step(
     model: DNArch,
     optimizer: optax.GradientTransformation,
@@ -197,29 +297,28 @@ def train_step(
     loss: str,
     lam: float,
     ignore: jax.Array | None = None,
+    micro_batches: int = 1,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimiser step (pure). Returns the new state and the loss terms before the step."""
-    dropout_key = jax.random.fold_in(state.rng, state.step)
-
-    def objective(params):
-        variables = {"params": params, "buffers": state.buffers}
-        out = model.apply(variables, x, train=True, rngs={"dropout": dropout_key})
-        obj = task_loss(loss, out, target, ignore)
-        comp = complexity_loss(model, variables)
-        return obj + lam * comp, (obj, comp)
-
-    (total, (obj, comp)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    """One optimiser step (pure). Returns the new state and the loss terms before the step.
+    micro_batches > 1: gradient accumulation (`train_grads`, BatchNorm caveat there)."""
+    grads, metrics = train_grads(model, state, x, target, loss, lam, ignore, micro_batches)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = clamp_masks(model, optax.apply_updates(state.params, updates))
     new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1)
-    return new_state, {"loss": total, "task_loss": obj, "complexity_loss": comp}
+    return new_state, metrics
 
 
-def jit_train_step(model: DNArch, optimizer: optax.GradientTransformation, loss: str, lam: float):
+def jit_train_step(
+    model: DNArch,
+    optimizer: optax.GradientTransformation,
+    loss: str,
+    lam: float,
+    micro_batches: int = 1,
+):
     """`train_step` as one jitted function (state, x, target, ignore=None) -> (state, metrics)."""
 
     def step(state, x, target, ignore=None):
-        return train_step(model, optimizer, state, x, target, loss, lam, ignore)
+        return train_step(model, optimizer, state, x, target, loss, lam, ignore, micro_batches)
 
     return jax.jit(step)
 
@@ -233,7 +332,10 @@ class Backend:
     """A JAX DNArch as the training CLI drives it (`implementations.torch.train.Backend` has
     the same methods): NumPy batches in, channels first, as the iterator yields them (moved
     to channels last here, `to_channels_last`); NumPy outputs (channels first again) and host
-    floats out. `steps` is (warm-up steps, total steps) of the schedule."""
+    floats out. `steps` is (warm-up steps, total steps) of the schedule.
+    `hp["micro_batches"]` (default 1) splits every training batch into that many equal parts
+    accumulated into one step (`train_grads`: less activation memory, but BatchNorm then
+    normalises each part with its own statistics); evaluation batches are never split."""
 
     name = "jax"
     ckpt_name = "checkpoint.msgpack"
@@ -253,8 +355,12 @@ class Backend:
         # Eager: init_variables draws on the host and compiles only a small layout program
         self.state = init_train_state(model, self.tx, jax.random.PRNGKey(seed))
         self.loss, self.lam, self.cfg = loss, lam, cfg
+        # gradient accumulation over equal parts of each batch (see `train_grads`); 1 = none
+        micro = hp.get("micro_batches", 1)
+        check_micro_batches(micro, micro)  # an integer >= 1
+        self.micro_batches = int(micro)
         self._memo_cache: dict = {}
-        self._step = jit_train_step(model, self.tx, loss, lam)
+        self._step = jit_train_step(model, self.tx, loss, lam, self.micro_batches)
         self._sizes = jax.jit(lambda v: model.apply(v, method=DNArch.mask_size_values))
         self._complexity = jax.jit(lambda v: complexity(model, v))
 
