@@ -339,6 +339,13 @@ def setup(args: argparse.Namespace) -> Job:
     cfg = model_config(settings, meta, hp, args.variant, shape, args.framework)
     ev = Evaluator(args.dataset, meta, data_dir, resizer)
     batch_size = min(int(hp["batch_size"]), int(meta["splits"]["train"]["size"]))
+    micro = int(hp.get("micro_batches", 1))
+    if batch_size % micro:
+        raise TrainError(
+            f"batch size {batch_size} is not divisible by micro_batches={micro} (hyper key "
+            f"micro_batches of {args.dataset}): gradient accumulation splits every batch into "
+            "equal parts; choose a micro_batches that divides it"
+        )
     train_it = BatchIterator(data_dir, "train", batch_size, drop_last=True, seed=args.seed)
     config = {
         "framework": args.framework,

@@ -104,6 +104,7 @@ def test_paper_profile_run_lists_its_deviations_from_table6(data, tmp_path):
 
     cfg = load_profile("paper")
     cfg["hyper"]["darcyflow"]["lr"] = 0.5  # an edited copy of the profile
+    cfg["hyper"]["darcyflow"]["micro_batches"] = 2  # a memory setting, not a deviation
     cfg["model"].update(width=8, kernel_hidden=16)  # (also keeps the run short: CPU tier)
     path = tmp_path / "paper.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -129,6 +130,47 @@ def test_paper_profile_run_lists_its_deviations_from_table6(data, tmp_path):
     assert keys["model.kernel_hidden"]["value"] == 16
     # nothing else differs from Table 6 / Sec. 3
     assert set(keys) == {"lr", "epochs", "model.width", "model.kernel_hidden"}
+    assert r["config"]["hyper"]["micro_batches"] == 2
+
+
+def _micro_profile(tmp_path, micro_batches) -> Path:
+    import yaml
+
+    cfg = load_profile("smoke")
+    assert cfg["hyper"]["darcyflow"]["micro_batches"] == 1  # the default
+    cfg["hyper"]["darcyflow"]["micro_batches"] = micro_batches
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+def test_a_profile_with_micro_batches_trains_and_records_it(fw, data, tmp_path):
+    """Gradient accumulation over 2 micro-batches of the smoke batch: the run trains, reports
+    finite full-batch losses and records micro_batches in result.json's config (and so in
+    the run key: it changes the numbers, BatchNorm's statistics being per micro-batch)."""
+    path = _micro_profile(tmp_path, 2)
+    out = tmp_path / "r"
+    assert _run(fw, "darcyflow", data, out, "--config", str(path), "--epochs", "1") == 0
+    r = json.loads((out / "result.json").read_text())
+    assert r["config"]["hyper"]["micro_batches"] == 2 and r["config"]["batch_size"] % 2 == 0
+    assert np.isfinite(r["test_metric"]) and r["deviations"] == []
+    rows = _metrics(out / "metrics.csv")
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["train_loss"]))
+
+
+def test_micro_batches_that_do_not_divide_the_batch_are_refused(data, tmp_path, capsys):
+    """Refused before any step, naming the batch size and the key; 0 fails at load."""
+    capsys.readouterr()
+    out = tmp_path / "r"
+    assert _run("torch", "darcyflow", data, out, "--config", str(_micro_profile(tmp_path, 3))) == 1
+    err = capsys.readouterr().err
+    assert "batch size 8 is not divisible by micro_batches=3" in err
+    assert "micro_batches of darcyflow" in err and not (out / "result.json").exists()
+    cfg = load_profile("smoke")
+    cfg["hyper"]["darcyflow"]["micro_batches"] = 0
+    with pytest.raises(SettingsError, match="micro_batches"):
+        validate(cfg)
 
 
 @pytest.mark.parametrize("fw", ["torch", "jax"])
