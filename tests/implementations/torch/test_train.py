@@ -277,5 +277,5 @@ def test_micro_batches_of_ordinary_data_take_another_step(task, loss, mode):
     _, g_full, p_full = _step(task, mode, x, y, loss, 5.0, 1)
     _, g_micro, p_micro = _step(task, mode, x, y, loss, 5.0, 2)
     scale = max(float(g.abs().max()) for g in g_full.values())
-    assert _max_diff(g_micro, g_full) > 1e-3 * scale
+    assert _max_diff(g_micro, g_full) > 1e-6 * scale  # far above float64 rounding
     assert any(not torch.equal(p_micro[n], p_full[n]) for n in p_full)
