@@ -340,6 +340,22 @@ def readable(df: pd.DataFrame) -> str | None:
 
 
 # ---- Fig. 10 --------------------------------------------------------------------------------
+
+
+def save_figure(fig, outs, dpi: int) -> None:
+    """Lay out, write each of `outs` (one path or several formats) under a temporary name and
+    rename it into place, so a killed report never leaves a half-written image; close `fig`."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    for out in [outs] if isinstance(outs, (str, Path)) else outs:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(out).with_name(f".{Path(out).stem}.tmp{Path(out).suffix}")
+        fig.savefig(tmp, dpi=dpi)
+        tmp.replace(out)
+    plt.close(fig)
+
+
 def fig10(results: list[dict], profile: str, png: str, pdf: str) -> None:
     import matplotlib
 
@@ -378,13 +394,7 @@ def fig10(results: list[dict], profile: str, png: str, pdf: str) -> None:
     axes.flat[0].legend(fontsize=7)
     note = "" if profile == "paper" else f" [{profile} profile: NOT comparable to the paper]"
     fig.suptitle(f"Fig. 10: relative complexity during training{note}", fontsize=10)
-    fig.tight_layout()
-    for out in (png, pdf):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(out).with_name(f".{Path(out).stem}.tmp{Path(out).suffix}")
-        fig.savefig(tmp, dpi=120)
-        tmp.replace(out)
-    plt.close(fig)
+    save_figure(fig, (png, pdf), dpi=120)
 
 
 # ---- summary ---------------------------------------------------------------------------------

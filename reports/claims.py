@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reports.build import save_figure
+
 VERDICTS = ("holds", "fails", "inconclusive")
 VARIANTS = ("ccnn", "k", "kr", "krwd")
 FRAMEWORKS = ("torch", "torch_virtual", "jax")
@@ -680,10 +682,7 @@ def figure(results, key_fn, variants, ylabel, title, out: Path, hline=None) -> N
         ax.set_ylabel(ylabel if not callable(ylabel) else ylabel(runs[0]))
     axes.flat[0].legend(fontsize=6, ncol=2)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    save_figure(fig, out, dpi=90)
 
 
 # ---- kernel growth ---------------------------------------------------------------------------
@@ -803,10 +802,7 @@ def growth_figure(growth: pd.DataFrame, out: Path) -> None:
         "solid axis 0, dashed axis 1; dotted: the global kernel)",
         fontsize=8,
     )
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    save_figure(fig, out, dpi=90)
 
 
 # ---- report ---------------------------------------------------------------------------------

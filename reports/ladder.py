@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from reports import claims as C
+from reports.build import save_figure
 
 # the claims a rung can decide from one framework's runs: C5 compares PyTorch modes, C6 the
 # two frameworks, neither depends on how long the models train
@@ -142,10 +143,7 @@ def figure(df: pd.DataFrame, out: Path) -> None:
         "better, errors negated) and the verdict at each rung",
         fontsize=9,
     )
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    save_figure(fig, out, dpi=90)
 
 
 def main(argv: list[str] | None = None) -> int:
