@@ -263,11 +263,20 @@ class MemoryKill:
         asked = f"mem_mb={self.mem_mb}" if self.mem_mb is not None else "its mem_mb"
         used = f" (it reached {self.used_mb} MB)" if self.used_mb else ""
         log = f" SLURM's log: {self.slurm_log}." if self.slurm_log else ""
+        dataset = re.search(r"dataset=(\w+)", self.wildcards or "")
+        if self.rule.startswith(("train_", "ladder_train_")) and dataset:
+            # training rules take mem_mb per dataset from the workflow profile, not set-resources
+            where = (
+                f"Raise hyper.{dataset[1]}.mem_mb in the workflow profile "
+                f"(pipelines/config/<profile>.yaml), or set mem_mb of {self.rule} in the "
+                f"cluster profile's set-resources (one value for every dataset)"
+            )
+        else:
+            where = f"Raise mem_mb of {self.rule} in the cluster profile's set-resources"
         return (
             f"rule {self.rule}{job}{slurm}: killed by SLURM for exceeding its memory request "
-            f"{asked}{used}. Raise mem_mb of {self.rule} in the profile's set-resources (a "
-            f"--set-resources on the command line replaces the profile's whole "
-            f"set-resources).{log}"
+            f"{asked}{used}. {where} (a --set-resources on the command line replaces the "
+            f"profile's whole set-resources).{log}"
         )
 
 

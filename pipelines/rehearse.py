@@ -593,6 +593,38 @@ def sort_rows(rows: list[dict]) -> list[dict]:
     )
 
 
+# ---- SLURM host memory ---------------------------------------------------------------------------
+# What a paper training job asks SLURM for in host memory (paper.yaml hyper.<dataset>.mem_mb),
+# from this rehearsal's CPU rows. On a CPU a job's whole working set (weights, activations,
+# optimiser state, batches) lives in host memory; on a GPU the activations and the optimiser
+# state move to the device and the data stay memory-mapped (page cache, which the kernel
+# reclaims under a cgroup's limit), so the CPU peak bounds a GPU job's host side from above.
+# krwd with every mask opened is the device's worst case, not the host's: those rows are left
+# out, as are rows without a host measurement. The floor covers the CUDA libraries a GPU
+# process maps and a CPU process never loads (a few GB; not measurable without a GPU).
+HOST_MEM_MARGIN = 1.25
+HOST_MEM_FLOOR_GIB = 8
+
+
+def host_mem_mb(rows: list[dict]) -> dict[str, int]:
+    """Per dataset: max measured host peak (GiB) x HOST_MEM_MARGIN, rounded up to whole GiB,
+    at least HOST_MEM_FLOOR_GIB, in MiB (SLURM's --mem unit)."""
+    peaks: dict[str, float] = {}
+    for r in rows:
+        if r.get("masks") == "opened" or not r.get("host_peak_gb"):
+            continue
+        peaks[r["dataset"]] = max(peaks.get(r["dataset"], 0.0), float(r["host_peak_gb"]))
+    missing = [d for d in DATASETS if d not in peaks]
+    if missing:
+        raise ValueError(
+            f"no host measurement at the initial architecture for {', '.join(missing)}: "
+            f"run `python -m pipelines.rehearse --resume --datasets {' '.join(missing)}` first"
+        )
+    return {
+        d: 1024 * max(HOST_MEM_FLOOR_GIB, math.ceil(HOST_MEM_MARGIN * peaks[d])) for d in DATASETS
+    }
+
+
 # ---- command line ------------------------------------------------------------------------------
 def _progress(total: int):
     try:
@@ -638,9 +670,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("results/rehearse/cpu.csv"))
     p.add_argument("--resume", action="store_true", help="keep --out's rows, run the rest")
     p.add_argument("--table", type=Path, default=None, help="print CSV's memory table and exit")
+    p.add_argument(
+        "--slurm-mem",
+        type=Path,
+        default=None,
+        help="print the host mem_mb per dataset that CSV implies (paper.yaml hyper) and exit",
+    )
     args = p.parse_args(argv)
     if args.table is not None:
         print(markdown_table(sort_rows(read_rows(args.table))))
+        return 0
+    if args.slurm_mem is not None:
+        for dataset, mem in host_mem_mb(read_rows(args.slurm_mem)).items():
+            print(f"{dataset}: {mem}")
         return 0
     bad_probes = args.probes is not None and (min(args.probes) < 1 or len(set(args.probes)) < 2)
     if args.steps < 1 or bad_probes:

@@ -64,6 +64,7 @@ for _fw in FRAMEWORKS:
             runtime=lambda wildcards, _fw=_fw: (len(group_variants(_fw)) if GROUP else 1)
             * config["hyper"][wildcards.dataset]["runtime_min"],
             mem_mb=lambda wildcards: config["hyper"][wildcards.dataset]["mem_mb"],
+            cpus_per_task=config["threads"],
             gpu=config["gpus"],
         params:
             framework=_fw,

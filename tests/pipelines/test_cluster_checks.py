@@ -161,6 +161,9 @@ def test_memory_kills_are_named_with_rule_and_mem_mb():
         "its memory request mem_mb=300 (it reached 392 MB)."
     )
     assert "set-resources" in msg and "/w/.snakemake/slurm_logs/15.log" in msg
+    # a training job's mem_mb is its dataset's (hyper.<dataset>.mem_mb): the message says where
+    assert "Raise hyper.listops.mem_mb in the workflow profile" in msg
+    assert "Raise mem_mb of parity in the cluster profile's set-resources" in kills[1].message()
 
 
 def test_after_failure_reads_every_log_of_a_slurm_run(tmp_path):

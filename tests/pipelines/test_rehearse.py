@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -215,3 +216,47 @@ def test_opened_masks_give_the_full_network_in_both_frameworks(dataset, shape):
     clamped = jm.clamp_masks(jmodel, params)
     same = jax.tree_util.tree_map(lambda a, b: bool((a == b).all()), params, clamped)
     assert all(jax.tree_util.tree_leaves(same))
+
+
+def test_slurm_host_memory_rule_by_hand():
+    rows = [
+        {"dataset": d, "variant": "ccnn", "masks": "initial", "host_peak_gb": "2.0"}
+        for d in rh.DATASETS
+    ]
+    rows += [
+        # 1.25 x 14.255 = 17.82 -> 18 GiB
+        {"dataset": "pathx", "variant": "ccnn", "masks": "initial", "host_peak_gb": "14.255"},
+        # opened krwd is the device's worst case: not counted for the host
+        {"dataset": "pathx", "variant": "krwd", "masks": "opened", "host_peak_gb": "53.4"},
+        # 1.25 x 7.857 = 9.82 -> 10 GiB
+        {"dataset": "text", "variant": "krwd", "masks": "initial", "host_peak_gb": "7.857"},
+        {"dataset": "text", "variant": "k", "masks": "initial", "host_peak_gb": ""},  # failed
+    ]
+    mem = rh.host_mem_mb(rows)
+    assert mem["pathx"] == 18 * 1024 and mem["text"] == 10 * 1024
+    # 1.25 x 2.0 = 2.5 GiB -> the 8 GiB floor
+    assert all(mem[d] == 8 * 1024 for d in rh.DATASETS if d not in ("pathx", "text"))
+
+
+def test_slurm_host_memory_names_the_unmeasured_dataset():
+    rows = [
+        {"dataset": d, "variant": "ccnn", "masks": "initial", "host_peak_gb": "2.0"}
+        for d in rh.DATASETS
+        if d != "cosmic"
+    ]
+    with pytest.raises(ValueError, match=r"cosmic.*--resume --datasets cosmic"):
+        rh.host_mem_mb(rows)
+
+
+def test_paper_profile_host_memory_is_the_committed_rehearsal_s(capsys):
+    """paper.yaml's per-dataset mem_mb is what docs/rehearse_cpu.csv implies: a new rehearsal
+    that changes a peak changes the request, or this fails."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    paper = yaml.safe_load((root / "pipelines" / "config" / "paper.yaml").read_text())
+    derived = rh.host_mem_mb(rh.read_rows(root / "docs" / "rehearse_cpu.csv"))
+    assert {d: h["mem_mb"] for d, h in paper["hyper"].items()} == derived
+    assert rh.main(["--slurm-mem", str(root / "docs" / "rehearse_cpu.csv")]) == 0
+    printed = dict(line.split(": ") for line in capsys.readouterr().out.splitlines())
+    assert {d: int(v) for d, v in printed.items()} == derived

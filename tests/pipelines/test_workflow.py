@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -48,6 +49,21 @@ def test_paper_plan_for_table1(tmp_path):
     assert counts["data"] == 6
     assert counts["lra_extract"] == 1  # one pass over the LRA archive for the four datasets
     assert counts["results_table"] == 1
+    # SLURM requests of each training job: the dataset's own (paper.yaml hyper), never one value
+    # for all; the slurm profile sets none of these three for the train rules.
+    paper = yaml.safe_load((REPO / "pipelines" / "config" / "paper.yaml").read_text())
+    seen = set()
+    for block in re.split(r"\n(?=rule |localrule )", p.stdout):
+        if not block.startswith("rule train_"):
+            continue
+        dataset = re.search(r"wildcards: dataset=(\w+)", block)[1]
+        res = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"resources: (.*)", block)[1]))
+        hyper = paper["hyper"][dataset]
+        assert int(res["mem_mb"]) == hyper["mem_mb"], (dataset, res)
+        assert int(res["runtime"]) == hyper["runtime_min"], (dataset, res)
+        assert int(res["cpus_per_task"]) == paper["threads"], (dataset, res)
+        seen.add(dataset)
+    assert len(seen) == 6 and len({paper["hyper"][d]["mem_mb"] for d in seen}) > 1
 
 
 def test_smoke_plan_everything(tmp_path):
