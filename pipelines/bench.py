@@ -8,9 +8,9 @@ CCNN_{8,280}) in `trim` vs `virtual` mode, with every sigmoid mask set so that
 C_curr / C_full = 1.0, 0.5, 0.25 (C_full: all masks at their maximum, i.e. the full CCNN_{8,280}
 at full resolution), for 1D L = 2048 (batch 8) and 2D 32 x 32 (batch 16). Goals: at
 0.25 the trim step takes at most 0.4x the virtual step; at 1.0 trim is at most 10 % slower.
-It also times the `ccnn` variant (CCNN_{4,140}, ListOps shapes: tokens, L = 2048, batch 8)
-against the public CCNN code's ~480 ms per step on the same CPU (goal: at least 1.5x faster).
-Ratios are measured within one run: absolute times on shared machines drift.
+Ratios are measured within one run: absolute times on shared machines drift. The `ccnn`
+variant against the public CCNN code (goal: at least 1.5x faster) is `pipelines.bench_ccnn`,
+which imports that code from a checkout and times both in one process.
 
 `trimdiff`: how far `trim` is from `virtual` once resolution masks cut frequencies (float64,
 weights at initialisation, random mask states drawn within the clamps), at Table 6's w0 values
@@ -32,8 +32,6 @@ from tqdm import tqdm
 from implementations.common.config import ModelConfig, tiny_config
 from implementations.torch.model import build_model, set_sigmoid_masks
 from pipelines.provenance import provenance, torch_device, write_csv, write_json
-
-REFERENCE_CCNN_MS = 480.0  # public CCNN code, CCNN_{4,140}, L = 2048, batch 8, 2 threads
 
 
 def cuda_sync(x: torch.Tensor) -> None:
@@ -115,26 +113,6 @@ def bench_trim(repeats: int, device: torch.device) -> list[dict]:
                     "goal": "<= 0.40" if target == 0.25 else ("<= 1.10" if target == 1.0 else ""),
                 }
             )
-    cfg = ModelConfig(variant="ccnn", data_dim=1, input_shape=(2048,), vocab_size=18, out_size=10)
-    torch.manual_seed(0)
-    model = build_model(cfg).to(device)
-    x = torch.randint(0, 18, (8, 2048), device=device)
-    ms = _step_ms(model, x, repeats)
-    rows.append(
-        {
-            "bench": "ccnn_vs_reference",
-            "shape": "2048",
-            "batch": 8,
-            "c_over_full": 1.0,
-            "mask_t": "",
-            "depth": 4,
-            "mean_width": 140,
-            "virtual_ms": REFERENCE_CCNN_MS,
-            "trim_ms": round(ms, 1),
-            "trim_over_virtual": round(ms / REFERENCE_CCNN_MS, 3),
-            "goal": "<= 0.667 (reference CCNN code)",
-        }
-    )
     return rows
 
 
