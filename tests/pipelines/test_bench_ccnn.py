@@ -101,6 +101,8 @@ def test_interleaved_timing_ratios_and_files(tmp_path):
         "11.0", "30.0", "2.727", "True",
     )  # fmt: skip
     assert (b["ratio"], b["goal_met"]) == ("1.500", "True")  # 30 / 20: the goal is inclusive
+    assert (a["ours_min_ms"], a["reference_min_ms"], a["ratio_of_min"]) == ("10.0", "30.0", "3.000")
+    assert (b["ours_min_ms"], b["ratio_of_min"]) == ("19.0", "1.579")
     assert a["ours_params"] == str(6 * 4 + 4 + 4 * 3 + 3) and a["ours_kernel_params"] == "28"
     assert a["reference_params"] == str(6 * 16 + 16 + 16 * 3 + 3)
     assert (a["threads"], a["ccnn_commit"], a["git_sha"], a["note"]) == ("2", "unknown", "abc", "n")
