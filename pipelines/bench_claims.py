@@ -55,6 +55,10 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
+from data_prep.registry import DATASETS
+from implementations.common.config import VARIANTS
+from pipelines.settings import FRAMEWORKS, load_profile
+
 ONCE = ("process start + imports", "setup", "build", "first step", "first evaluation", "final test")
 PER_EPOCH = ("steps", "data", "evaluation", "checkpoints", "metrics", "other")
 PHASES = ONCE + PER_EPOCH
@@ -69,9 +73,6 @@ STEP_PARTS = (
     "optimiser",
     "mask clamps",
 )
-DATASETS = ("listops", "pathfinder", "darcyflow")  # the claims study's
-VARIANTS = ("ccnn", "k", "kr", "krwd")
-FRAMEWORKS = ("torch", "torch_virtual", "jax")
 COLUMNS = [
     "framework", "dataset", "variant", "epochs", "profile_epochs", "steps_per_epoch",
     "phase", "seconds", "share", "per_epoch_s", "pred_s", "job_s", "job_s_pred",
@@ -351,7 +352,9 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipelines.bench_claims", description=__doc__)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    p.add_argument(
+        "--datasets", nargs="+", default=None, choices=list(DATASETS), help="default: the profile's"
+    )
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--frameworks", nargs="+", default=["torch", "jax"], choices=FRAMEWORKS)
     p.add_argument("--profile", default="claims", choices=("claims", "smoke"))
@@ -373,12 +376,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.epochs < 2:
         p.error("--epochs must be >= 2: epoch 1 carries the warm-up and compilation")
+    if args.datasets is None:
+        args.datasets = load_profile(args.profile)["datasets"]
     missing = [d for d in args.datasets if not (args.data_root / d / "meta.json").exists()]
     if missing:
         targets = " ".join(f"{args.data_root}/{d}/meta.json" for d in missing)
         print(
             f"bench_claims: no data for {', '.join(missing)} under {args.data_root}: make it "
-            f"with `snakemake --cores 1 {targets} --config profile=claims` or pass --data-root",
+            f"with `snakemake --cores 1 {targets} --config profile={args.profile}` or pass "
+            "--data-root",
             file=sys.stderr,
         )
         return 2

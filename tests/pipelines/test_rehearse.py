@@ -251,10 +251,10 @@ def test_slurm_host_memory_names_the_unmeasured_dataset():
 def test_paper_profile_host_memory_is_the_committed_rehearsal_s(capsys):
     """paper.yaml's per-dataset mem_mb is what docs/rehearse_cpu.csv implies: a new rehearsal
     that changes a peak changes the request, or this fails."""
-    import yaml
+    from pipelines.settings import load_profile
 
     root = Path(__file__).resolve().parents[2]
-    paper = yaml.safe_load((root / "pipelines" / "config" / "paper.yaml").read_text())
+    paper = load_profile("paper")
     derived = rh.host_mem_mb(rh.read_rows(root / "docs" / "rehearse_cpu.csv"))
     assert {d: h["mem_mb"] for d, h in paper["hyper"].items()} == derived
     assert rh.main(["--slurm-mem", str(root / "docs" / "rehearse_cpu.csv")]) == 0

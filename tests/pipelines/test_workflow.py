@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+
+from pipelines.settings import load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -51,7 +52,7 @@ def test_paper_plan_for_table1(tmp_path):
     assert counts["results_table"] == 1
     # SLURM requests of each training job: the dataset's own (paper.yaml hyper), never one value
     # for all; the slurm profile sets none of these three for the train rules.
-    paper = yaml.safe_load((REPO / "pipelines" / "config" / "paper.yaml").read_text())
+    paper = load_profile("paper")
     seen = set()
     for block in re.split(r"\n(?=rule |localrule )", p.stdout):
         if not block.startswith("rule train_"):
