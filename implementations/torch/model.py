@@ -302,7 +302,8 @@ class ResidualBlock(nn.Module):
         grid = self.kernel_grid(plan, kernel_net.freqs)
         axes = [x for x, _ in grid]
         taps = tuple(len(x) for x in axes)
-        key = taps  # a centred window of the full grid: its coordinates follow from its size
+        # a centred window of the full grid: its coordinates follow from the two sizes
+        key = (self.full_taps, taps)
         if hidden_cache is not None and key in hidden_cache:
             h = hidden_cache[key]
         else:
@@ -460,7 +461,11 @@ class DNArch(nn.Module):
                 width = max(width, *p.widths)
             if width > h.shape[1]:
                 h = F.pad(h, (0, 0) * cfg.data_dim + (0, width - h.shape[1]))
-        cache: dict | None = {} if not trim else None
+        # the kernel network's hidden features per tap grid, shared by the blocks that use
+        # the same grid (every block in virtual mode; in trim those whose kernel windows have
+        # the same size): one evaluation of the hidden layers per grid and forward, not one
+        # per block
+        cache: dict = {}
         for block, p in zip(self.blocks[:n_run], plans):
             dv = depth[block.index] if depth is not None else None
             h = block(h, self.kernel_net, dv, p, cache)

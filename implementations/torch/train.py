@@ -51,11 +51,32 @@ def task_loss(name: str, output: torch.Tensor, target: torch.Tensor, ignore=None
     raise ValueError(f"task_loss: unknown loss {name!r}; valid: {list(LOSSES)}")
 
 
+@torch.no_grad()
+def finite_flags(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Bool vector: is every entry of each tensor finite? One multi-tensor max-abs reduction
+    (NaN and inf both give a non-finite maximum; no sum that could overflow) instead of two
+    ops per tensor; empty tensors count as finite."""
+    flags = torch.ones(
+        len(tensors), dtype=torch.bool, device=tensors[0].device if tensors else None
+    )
+    full = [i for i, t in enumerate(tensors) if t.numel() > 0]
+    if full:
+        norms = torch._foreach_norm([tensors[i] for i in full], float("inf"))
+        flags[full] = torch.isfinite(torch.stack(norms))
+    return flags
+
+
 def make_optimizer(
     model: DNArch, lr: float, weight_decay: float, warmup_steps: int, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     table = lr_table(lr, warmup_steps, total_steps)
-    opt = torch.optim.AdamW(model.param_groups(weight_decay), lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    # foreach: a few multi-tensor kernels per step instead of ~12 small ops per parameter
+    # (a krwd model has ~110 parameters); the same arithmetic in the same order, so the
+    # parameters are bit-identical to the per-parameter loop (tested). PyTorch's CPU default
+    # is the loop. Not `fused`, whose arithmetic differs.
+    opt = torch.optim.AdamW(
+        model.param_groups(weight_decay), lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, foreach=True
+    )
     factors = (table / lr).tolist() if lr > 0 else [0.0] * len(table)
     last = len(factors) - 1
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: factors[min(s, last)])
@@ -218,10 +239,7 @@ class Backend:
         x, y, ig = self._xy(batch)
         # the step updates the parameters in place: which were finite before it is only
         # knowable now (read by `nonfinite` after a NaN loss)
-        with torch.no_grad():
-            self._finite_before = torch.stack(
-                [torch.isfinite(p).all() for p in self.model.parameters()]
-            )
+        self._finite_before = finite_flags(list(self.model.parameters()))
         return train_step(
             self.model, self.opt, self.sched, x, y, self.loss, self.lam, ig, self.micro_batches
         )

@@ -186,6 +186,20 @@ def test_jax_backend_architecture_follows_the_masks_it_is_asked_about():
     assert backend.architecture() == first and backend.realised_ratio() == first_ratio
 
 
+def test_jax_backend_lr_reads_the_schedule_on_the_host():
+    """`Backend.lr` indexes a host copy of the schedule instead of calling it eagerly: the
+    same float the optimiser's schedule gives at every step, through warm-up, the cosine, the
+    last step and past the end (the schedule repeats its last value there)."""
+    cfg = tiny_config("k", (33,))
+    warmup, total = 3, 9
+    backend = jt.Backend(cfg, {"lr": 0.02, "weight_decay": 0.1}, 0, "cross_entropy", 0.0,
+                         (warmup, total))  # fmt: skip
+    for step in range(total + 4):
+        backend.state = backend.state.replace(step=jnp.asarray(step, backend.state.step.dtype))
+        assert backend.lr() == float(backend.schedule(step)), step
+    assert backend.lr() == float(lr_table(0.02, warmup, total)[-1].astype(np.float32))
+
+
 # ---- gradient accumulation over micro-batches ---------------------------------------------
 def _micro_setup(task):
     """A tiny krwd model in float64 (dropout 0) with every mask drawn inside its clamps, and

@@ -15,7 +15,12 @@ import torch
 from implementations.common.config import tiny_config
 from implementations.common.grids import TRIM_BLOCK_BOUND, TRIM_RESOLUTION_BOUND
 from implementations.torch.masks import GaussianMask, SigmoidMask
-from implementations.torch.model import build_model, randomize_masks, set_sigmoid_masks
+from implementations.torch.model import (
+    ResidualBlock,
+    build_model,
+    randomize_masks,
+    set_sigmoid_masks,
+)
 from pipelines.parity import TRIM_BOUND_INIT
 
 SMALL = dict(width=8, max_width=16, blocks=2, max_blocks=4, kernel_hidden=32, out_size=5)
@@ -87,6 +92,47 @@ def test_trim_equals_virtual_for_kernel_width_depth_masks(variant, case):
             err = (gt[name] - gv[name]).abs().max().item()
             assert err <= 1e-9 * max(gv[name].abs().max().item(), 1e-6 * scale), name
         model.float()
+
+
+@pytest.mark.parametrize("mode", ["trim", "virtual"])
+@pytest.mark.parametrize("variant", ["ccnn", "k", "krwd"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[3]], ids=["1d", "2d"])
+def test_blocks_share_the_kernel_features_of_one_grid(variant, case, mode, monkeypatch):
+    """The blocks of one forward share the kernel network's hidden features per tap grid:
+    the same outputs and gradients as one evaluation per block (float64, 1e-12 relative;
+    only the order of the gradient sums changes), and one evaluation per distinct grid (with
+    k's masks drawn apart in trim, grids differ between blocks)."""
+    torch.manual_seed(0)
+    model = make(variant, *case, blocks=3, max_blocks=4).double()
+    model.mode = mode
+    if variant != "ccnn":
+        randomize_masks(model, torch.Generator().manual_seed(3), resolution=False)
+    x = batch(model)
+    x = x if x.dtype == torch.long else x.double()
+    calls = []
+    features = model.kernel_net.features
+    monkeypatch.setattr(
+        model.kernel_net,
+        "features",
+        lambda c: calls.append(tuple(c.flatten().tolist())) or features(c),
+    )
+    shared_y, shared_g = run(model, x, mode)
+    shared_calls, calls[:] = list(calls), []
+    kernel = ResidualBlock.kernel
+    monkeypatch.setattr(
+        ResidualBlock, "kernel", lambda self, net, n, plan, _cache: kernel(self, net, n, plan, None)
+    )
+    own_y, own_g = run(model, x, mode)
+    n_run = len(calls)  # one evaluation per block run
+    assert n_run >= 2
+    assert len(shared_calls) == len(set(shared_calls)) <= n_run
+    if mode == "virtual" or variant == "ccnn":
+        assert len(shared_calls) == 1
+    assert rel_err(shared_y, own_y) < 1e-12
+    scale = max(v.abs().max().item() for v in own_g.values())
+    for name in own_g:
+        err = (shared_g[name] - own_g[name]).abs().max().item()
+        assert err <= 1e-12 * max(own_g[name].abs().max().item(), 1e-6 * scale), name
 
 
 DEFAULT_INIT = {"kernel_scale": "init", "linear_init": "ccnn"}

@@ -9,7 +9,13 @@ import torch
 from implementations.common.config import ModelConfig, tiny_config
 from implementations.common.schedule import lr_table
 from implementations.torch.model import build_model, randomize_masks, set_sigmoid_masks
-from implementations.torch.train import Backend, make_optimizer, task_loss, train_step
+from implementations.torch.train import (
+    Backend,
+    finite_flags,
+    make_optimizer,
+    task_loss,
+    train_step,
+)
 from pipelines.toy import toy_problem
 
 
@@ -250,6 +256,61 @@ def test_one_micro_batch_is_bit_identical_to_the_full_batch_step(via_backend):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(
             sa["exp_avg_sq"], sb["exp_avg_sq"]
         ), n
+
+
+@pytest.mark.parametrize("mode", ["trim", "virtual"])
+def test_foreach_adamw_is_bit_identical_to_the_per_parameter_loop(mode):
+    """make_optimizer's AdamW runs foreach (multi-tensor) kernels; PyTorch's CPU default is a
+    loop over parameters. Five float32 steps of a krwd model whose masks cut channels and
+    blocks (trim zero-fills their gradients), dropout on: every parameter and both moments
+    bit for bit, and the metrics."""
+    cfg = tiny_config("krwd", (33,), dropout=0.2, mode=mode)
+    x = torch.randn(6, cfg.in_channels, 33, generator=torch.Generator().manual_seed(3))
+    y = torch.randint(0, cfg.out_size, (6,), generator=torch.Generator().manual_seed(4))
+    runs = []
+    for foreach in (True, False):
+        torch.manual_seed(7)
+        model = build_model(cfg)
+        randomize_masks(model, torch.Generator().manual_seed(1))
+        opt, sched = make_optimizer(model, 0.01, 0.1, 1, 6)
+        assert opt.defaults["foreach"] is True
+        if not foreach:  # the same optimiser with the per-parameter loop
+            for group in opt.param_groups:
+                group["foreach"] = False
+        torch.manual_seed(8)
+        metrics = [train_step(model, opt, sched, x, y, "cross_entropy", 0.5) for _ in range(5)]
+        runs.append((model, opt, metrics))
+    (a, opt_a, m_a), (b, opt_b, m_b) = runs
+    assert m_a == m_b
+    for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(pa, pb), n
+        sa, sb = opt_a.state[pa], opt_b.state[pb]
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"]), n
+        assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"]), n
+
+
+def test_finite_flags_match_isfinite_per_tensor():
+    """One multi-tensor max-abs per step replaces isfinite().all() per parameter: NaN, +-inf,
+    NaN beside inf, huge finite values (whose sum would overflow), empty tensors, a 2-D
+    tensor."""
+    big = torch.full((8,), 3e38)
+    tensors = [
+        torch.tensor([1.0, float("nan"), 2.0]),
+        torch.tensor([1.0, float("inf")]),
+        torch.tensor([-float("inf"), 0.0]),
+        torch.tensor([float("inf"), float("nan")]),
+        big,
+        torch.zeros(0),
+        torch.randn(3, 4),
+        torch.tensor([0.0]),
+    ]
+    want = [bool(torch.isfinite(t).all()) for t in tensors]
+    assert (
+        finite_flags(tensors).tolist()
+        == want
+        == [False, False, False, False, True, True, True, True]
+    )
+    assert finite_flags([]).tolist() == []
 
 
 def test_a_batch_not_divisible_by_micro_batches_is_refused():
